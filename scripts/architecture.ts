@@ -70,26 +70,24 @@ function resolveFile(base: string): string | null {
   return null;
 }
 
-function pickExport(target: unknown): string | null {
-  if (typeof target === "string") return target;
-  if (target && typeof target === "object") {
-    const t = target as Record<string, unknown>;
-    return pickExport(t.source ?? t.types ?? t.default ?? t.import);
-  }
-  return null;
+/** Every TypeScript source an export target can select, under any condition (node, browser, source, ...). */
+function sourceTargets(target: unknown): string[] {
+  if (typeof target === "string") return target.endsWith(".ts") && !target.endsWith(".d.ts") ? [target] : [];
+  if (target && typeof target === "object") return Object.values(target).flatMap(sourceTargets);
+  return [];
 }
 
-/** Resolves `@parley/<pkg>[/sub]` through the package's "exports" map (source condition). */
-function resolveWorkspace(root: string, specifier: string): string | null {
+/** Resolves `@parley/<pkg>[/sub]` through the package's "exports" map to all its source entry files. */
+function resolveWorkspace(root: string, specifier: string): string[] {
   const m = /^@parley\/([^/]+)(\/.*)?$/.exec(specifier);
-  if (!m) return null;
+  if (!m) return [];
   const pkgDir = join(root, "packages", m[1]!);
   const pkgJson = join(pkgDir, "package.json");
-  if (!existsSync(pkgJson)) return null;
+  if (!existsSync(pkgJson)) return [];
   const exportsMap = JSON.parse(readFileSync(pkgJson, "utf8")).exports ?? {};
   const key = m[2] ? `.${m[2]}` : ".";
-  const target = pickExport(typeof exportsMap === "string" ? exportsMap : exportsMap[key]);
-  return target ? resolveFile(resolve(pkgDir, target)) : null;
+  const entry = typeof exportsMap === "string" ? (key === "." ? exportsMap : undefined) : exportsMap[key];
+  return [...new Set(sourceTargets(entry))].flatMap((t) => resolveFile(resolve(pkgDir, t)) ?? []);
 }
 
 export function buildGraph(root: string): Map<string, ImportEdge[]> {
@@ -99,10 +97,11 @@ export function buildGraph(root: string): Map<string, ImportEdge[]> {
     const from = relative(root, abs).split(sep).join("/");
     const edges: ImportEdge[] = [];
     for (const specifier of extractSpecifiers(readFileSync(abs, "utf8"))) {
-      let target: string | null = null;
-      if (specifier.startsWith(".")) target = resolveFile(resolve(dirname(abs), specifier));
-      else if (specifier.startsWith("@parley/")) target = resolveWorkspace(root, specifier);
-      edges.push({ from, specifier, to: target ? relative(root, target).split(sep).join("/") : null });
+      let targets: string[] = [];
+      if (specifier.startsWith(".")) targets = [resolveFile(resolve(dirname(abs), specifier)) ?? []].flat();
+      else if (specifier.startsWith("@parley/")) targets = resolveWorkspace(root, specifier);
+      if (targets.length === 0) edges.push({ from, specifier, to: null });
+      for (const t of targets) edges.push({ from, specifier, to: relative(root, t).split(sep).join("/") });
     }
     graph.set(from, edges);
   }
