@@ -1,1 +1,1 @@
-export const PACKAGE = "@parley/cli";
+export { EXIT, formatMessage, main, run } from "./main.ts";

@@ -1,1 +1,8 @@
-export const PACKAGE = "@parley/server";
+export { type Clock, ManualClock, systemClock } from "./clock.ts";
+export { CONFIG_HELP, ConfigError, defaultConfig, loadConfig, type LogLevel, type ServerConfig } from "./config.ts";
+export { Gateway } from "./gateway/gateway.ts";
+export { Metrics } from "./metrics.ts";
+export { createLogger, type ServerHandle, type StartOptions, startServer } from "./server.ts";
+export { loadOrCreateServerKey, SERVER_KEY_FILE } from "./server-key.ts";
+export { SqliteStorage } from "./storage/index.ts";
+export { LogVerifier, type Verifier } from "./verifier.ts";

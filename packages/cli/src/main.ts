@@ -1,0 +1,296 @@
+// The `parley` command: `parley serve` runs the server; every other command
+// acts for one device profile (--profile / PARLEY_PROFILE) against one server
+// (--server / PARLEY_SERVER). Scriptable (--json, exit codes) and humane.
+import { parseArgs } from "node:util";
+import { ClientError, directChatId, isStoreError, openClient, type ParleyClient, type StoredMessage } from "@parley/client";
+import { CONFIG_HELP, ConfigError, loadConfig, startServer } from "@parley/server";
+import { runChat } from "./chat.ts";
+
+export const EXIT = { OK: 0, FAILURE: 1, USAGE: 2, NOT_FOUND: 3, UNREACHABLE: 4, REFUSED: 5 } as const;
+
+const DEFAULT_SERVER = "ws://127.0.0.1:7420/ws";
+const DEFAULT_PROFILE = "parley-profile";
+
+const USAGE = `parley: self-hosted end-to-end-encrypted messaging
+
+server:
+  parley serve [--port N] [--tcp-port N] [--host ADDR] [--data DIR] [--dev] [--workers N] [--log-level L]
+
+device (options: --profile DIR, --server URL, --json):
+  parley register <name> [--code CODE]     register this profile (name: username or +phone)
+  parley send <to> <text>                  send; exits once the server has it (prints the message id)
+  parley receive [--wait SECONDS]          fetch and print what is queued for this device
+  parley read <contact>                    mark the chat read (blue ticks for the sender)
+  parley status <message-id>               pending / sent / delivered / read / failed
+  parley history <contact> [--limit N]     the chat, oldest first
+  parley search <text>                     full-text search over this device's messages
+  parley safety-number <contact>           compare this 60-digit number with your contact
+  parley chat <contact>                    interactive chat with ticks, typing and presence
+
+environment: PARLEY_PROFILE, PARLEY_SERVER, PARLEY_PASSPHRASE (profile key from a passphrase)
+server settings (flag, environment, default):
+${CONFIG_HELP}
+`;
+
+class CliError extends Error {
+  constructor(
+    readonly exitCode: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+interface Common {
+  profile: string;
+  server: string;
+  json: boolean;
+}
+
+function out(common: Common, human: string, json: unknown): void {
+  process.stdout.write(common.json ? `${JSON.stringify(json)}\n` : `${human}\n`);
+}
+
+const TICKS: Record<string, string> = { pending: "🕓", sent: "✓", delivered: "✓✓", read: "✓✓ (read)", failed: "✗ failed" };
+
+export function formatMessage(m: StoredMessage, me: string): string {
+  const when = new Date(m.serverAt ?? m.sentAt).toISOString().replace("T", " ").slice(0, 19);
+  const who = m.sender === me ? "me" : m.sender;
+  const body = m.kind === "placeholder" ? "⏳ waiting for this message (decryption retried)" : (m.body ?? "");
+  const tick = m.sender === me ? ` ${TICKS[m.status] ?? m.status}` : "";
+  return `[${when}] ${who}: ${body}${tick}`;
+}
+
+function messageJson(m: StoredMessage) {
+  return {
+    id: m.id,
+    chat: m.chatId,
+    from: m.sender,
+    device: m.senderDevice,
+    text: m.body,
+    kind: m.kind,
+    status: m.status,
+    sentAt: m.sentAt,
+    serverAt: m.serverAt,
+  };
+}
+
+async function open(common: Common): Promise<ParleyClient> {
+  try {
+    return await openClient({
+      dir: common.profile,
+      serverUrl: common.server,
+      ...(process.env.PARLEY_PASSPHRASE ? { passphrase: process.env.PARLEY_PASSPHRASE } : {}),
+    });
+  } catch (err) {
+    if (isStoreError(err)) throw new CliError(EXIT.FAILURE, `cannot open profile ${common.profile}: ${err.message}`);
+    throw err;
+  }
+}
+
+function requireRegistered(client: ParleyClient, common: Common): void {
+  if (!client.isRegistered) {
+    throw new CliError(EXIT.USAGE, `profile ${common.profile} is not registered: run \`parley register <name>\` first`);
+  }
+}
+
+async function connect(client: ParleyClient): Promise<void> {
+  try {
+    await client.start();
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    if (/not-registered|unauthorized/.test(msg)) throw new CliError(EXIT.REFUSED, `the server refused this device: ${msg}`);
+    throw new CliError(EXIT.UNREACHABLE, `cannot reach the server: ${msg}`);
+  }
+}
+
+/** Connects, lets the queued backlog arrive (until the server says the queue is empty), then returns. */
+async function drain(client: ParleyClient, extraSeconds = 0): Promise<void> {
+  const empty = new Promise<void>((resolve) => client.once("queue-empty", () => resolve()));
+  await connect(client);
+  await Promise.race([empty, new Promise((r) => setTimeout(r, 10_000))]);
+  if (extraSeconds > 0) await new Promise((r) => setTimeout(r, extraSeconds * 1000));
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === "help" || command === "--help" || command === "-h") {
+    process.stdout.write(USAGE);
+    return command === undefined ? EXIT.USAGE : EXIT.OK;
+  }
+  if (command === "serve") return serve(rest);
+
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: {
+      profile: { type: "string" },
+      server: { type: "string" },
+      json: { type: "boolean", default: false },
+      code: { type: "string" },
+      wait: { type: "string" },
+      limit: { type: "string" },
+      timeout: { type: "string" },
+    },
+  });
+  const common: Common = {
+    profile: values.profile ?? process.env.PARLEY_PROFILE ?? DEFAULT_PROFILE,
+    server: values.server ?? process.env.PARLEY_SERVER ?? DEFAULT_SERVER,
+    json: values.json ?? false,
+  };
+  const need = (n: number, usage: string) => {
+    if (positionals.length !== n) throw new CliError(EXIT.USAGE, `usage: parley ${usage}`);
+  };
+  const number = (v: string | undefined, name: string, dflt: number) => {
+    if (v === undefined) return dflt;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0) throw new CliError(EXIT.USAGE, `--${name} must be a non-negative number`);
+    return n;
+  };
+
+  const client = await open(common);
+  try {
+    switch (command) {
+      case "register": {
+        need(1, "register <name> [--code CODE]");
+        let r: Awaited<ReturnType<ParleyClient["register"]>>;
+        try {
+          r = await client.register(positionals[0]!, values.code ?? "");
+        } catch (err) {
+          if (err instanceof ClientError && err.code === "ALREADY_REGISTERED") throw new CliError(EXIT.USAGE, err.message);
+          if (err instanceof ClientError) throw new CliError(EXIT.REFUSED, `registration refused: ${err.message}`);
+          throw new CliError(EXIT.UNREACHABLE, `cannot reach the server: ${(err as Error).message}`);
+        }
+        if (r.status === "code-sent") {
+          out(common, `a verification code was sent; run: parley register ${positionals[0]} --code <CODE>`, r);
+        } else out(common, `registered ${r.user} (device ${r.device}) in ${common.profile}`, r);
+        return EXIT.OK;
+      }
+      case "send": {
+        need(2, "send <to> <text>");
+        requireRegistered(client, common);
+        const [to, text] = positionals as [string, string];
+        const id = client.queueText(to, text);
+        try {
+          await connect(client);
+          await client.waitForStatus(id, "sent", number(values.timeout, "timeout", 30) * 1000);
+        } catch (err) {
+          const failed = client.store.getMessage(client.accountName!, id)?.status === "failed";
+          if (failed) throw new CliError(EXIT.NOT_FOUND, `cannot send to ${to}: no such user`);
+          if (err instanceof CliError && err.exitCode === EXIT.UNREACHABLE) {
+            throw new CliError(EXIT.UNREACHABLE, `${err.message}; message ${id} is queued and will be sent by the next parley command that connects`);
+          }
+          throw err;
+        }
+        out(common, id, { id, status: client.store.getMessage(client.accountName!, id)?.status });
+        return EXIT.OK;
+      }
+      case "receive": {
+        need(0, "receive [--wait SECONDS] [--json]");
+        requireRegistered(client, common);
+        const me = client.accountName!;
+        client.on("message", ({ message }) => out(common, formatMessage(message, me), messageJson(message)));
+        await drain(client, number(values.wait, "wait", 0));
+        return EXIT.OK;
+      }
+      case "read": {
+        need(1, "read <contact>");
+        requireRegistered(client, common);
+        await drain(client);
+        const n = client.markRead(positionals[0]!);
+        out(common, `marked ${n} message(s) read`, { read: n });
+        return EXIT.OK;
+      }
+      case "status": {
+        need(1, "status <message-id>");
+        requireRegistered(client, common);
+        await drain(client).catch(() => {}); // offline: answer from the local store
+        const m = client.store.getMessage(client.accountName!, positionals[0]!);
+        if (!m) throw new CliError(EXIT.NOT_FOUND, `no message ${positionals[0]} sent from this profile`);
+        out(common, m.status, { id: m.id, status: m.status, receipts: client.store.listReceipts(m.id) });
+        return EXIT.OK;
+      }
+      case "history": {
+        need(1, "history <contact> [--limit N] [--json]");
+        requireRegistered(client, common);
+        const page = client.store.history(directChatId(positionals[0]!), { limit: number(values.limit, "limit", 50) || 50 });
+        const msgs = [...page.messages].reverse();
+        if (common.json) out(common, "", msgs.map(messageJson));
+        else for (const m of msgs) process.stdout.write(`${formatMessage(m, client.accountName!)}\n`);
+        return EXIT.OK;
+      }
+      case "search": {
+        need(1, "search <text>");
+        requireRegistered(client, common);
+        const hits = client.store.search(positionals[0]!);
+        if (common.json) out(common, "", hits.map((h) => ({ ...messageJson(h.message), snippet: h.snippet })));
+        else for (const h of hits) process.stdout.write(`${h.message.chatId.slice(2)}  ${h.message.sender}: ${h.snippet}\n`);
+        return EXIT.OK;
+      }
+      case "safety-number": {
+        need(1, "safety-number <contact>");
+        requireRegistered(client, common);
+        let number: string;
+        try {
+          number = client.safetyNumber(positionals[0]!);
+        } catch (err) {
+          throw new CliError(EXIT.NOT_FOUND, (err as Error).message);
+        }
+        const grouped = number.match(/.{5}/g)!.join(" ");
+        out(common, grouped, { contact: positionals[0], safetyNumber: number });
+        return EXIT.OK;
+      }
+      case "chat": {
+        need(1, "chat <contact>");
+        requireRegistered(client, common);
+        await connect(client);
+        await runChat(client, positionals[0]!);
+        return EXIT.OK;
+      }
+      default:
+        throw new CliError(EXIT.USAGE, `unknown command ${command}; see \`parley help\``);
+    }
+  } finally {
+    await client.stop().catch(() => {});
+    client.store.close();
+  }
+}
+
+async function serve(argv: string[]): Promise<number> {
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig(argv);
+  } catch (err) {
+    if (err instanceof ConfigError) throw new CliError(EXIT.USAGE, `invalid configuration: ${err.message}`);
+    throw err;
+  }
+  const server = await startServer(config);
+  process.stderr.write(
+    `parley server: ws://${config.host}:${server.httpPort}/ws and tcp://${config.host}:${server.tcpPort}` +
+      ` (data in ${config.dataDir}${config.dev ? ", --dev: registration without codes" : ""}); Ctrl-C stops\n`,
+  );
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+  });
+  await server.close();
+  return EXIT.OK;
+}
+
+export async function run(argv: string[]): Promise<void> {
+  try {
+    process.exitCode = await main(argv);
+  } catch (err) {
+    if (err instanceof CliError) {
+      process.stderr.write(`parley: ${err.message}\n`);
+      process.exitCode = err.exitCode;
+    } else if (err instanceof Error && "code" in err && (err as { code: string }).code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
+      process.stderr.write(`parley: ${err.message}\n`);
+      process.exitCode = EXIT.USAGE;
+    } else {
+      process.stderr.write(`parley: ${err instanceof Error ? err.stack : String(err)}\n`);
+      process.exitCode = EXIT.FAILURE;
+    }
+  }
+}

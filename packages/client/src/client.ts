@@ -1,0 +1,880 @@
+// The Parley client: one device profile talking to one server.
+//
+// Order of operations for sending: the message is written to the encrypted
+// local store first (outbox, status pending), then encrypted once per device
+// of the peer and of our own other devices, sent, and marked "sent" when the
+// server's ack (first tick) arrives. Receiving: decrypt, store (idempotent on
+// sender + message id), and only then acknowledge the queue entry, so a crash
+// at any point loses nothing and duplicates nothing.
+import {
+  createFingerprint,
+  decryptMessage,
+  encryptMessage,
+  encodePublicKey,
+  generateIdentityKeyPair,
+  generateKyberPreKey,
+  generateKyberPreKeys,
+  generatePreKeys,
+  generateRegistrationId,
+  generateSignedPreKey,
+  getCrypto,
+  isSignalError,
+  type PreKeyBundle as SignalBundle,
+  processPreKeyBundle,
+  type ProtocolAddress,
+  type SignalStores,
+  serializeKemPublicKey,
+  serializeKyberPreKeyRecord,
+  serializePreKeyRecord,
+  serializeSignedPreKeyRecord,
+} from "@parley/signal";
+import {
+  type Address as WireAddress,
+  type ChatState,
+  type Connection,
+  type ConnectOptions,
+  type ConnectResult,
+  decodeServerHello,
+  decodeStanza,
+  type DeliveryStanza,
+  type DeviceCiphertext,
+  encodeClientHello,
+  encodeStanza,
+  type IqRequest,
+  type IqResult,
+  type NotificationStanza,
+  PROTOCOL_VERSION,
+  DICTIONARY_VERSION,
+  type PreKeyBundle as WireBundle,
+  type ReceiptStanza,
+  type Stanza,
+  type StaticKeyPair,
+  WireContext,
+} from "@parley/wire";
+import { Emitter } from "./emitter.ts";
+import { decodeContent, encodeContent } from "./payload.ts";
+import { type IdentityChangePolicy, serializeIdentity, signalStoresFor } from "./signal-stores.ts";
+import { directChatId, parseChatId } from "./store/chat-id.ts";
+import type { MessageStatus, ProfileStore, StoredMessage } from "./store/types.ts";
+
+export type ConnectFn = (options: ConnectOptions) => Promise<ConnectResult>;
+
+export type ConnectionState = "disconnected" | "connecting" | "connected" | "stopped";
+
+export interface ClientEvents {
+  message: { message: StoredMessage; chatId: string };
+  /** Our outgoing message changed status (sent / delivered / read). */
+  status: { id: string; status: MessageStatus };
+  presence: { user: string; online: boolean; lastSeen?: number };
+  typing: { user: string; state: ChatState };
+  "identity-changed": { address: ProtocolAddress; identityKey: Uint8Array };
+  connection: { state: ConnectionState; reason?: string };
+  /** A message could not be decrypted; a retry was requested and a placeholder stored. */
+  "decrypt-failed": { from: WireAddress; id: string; error: string };
+  /** The backlog queued while offline has been fully received. */
+  "queue-empty": Record<string, never>;
+  error: { error: Error };
+}
+
+export class ClientError extends Error {
+  override readonly name = "ClientError";
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface ClientOptions {
+  store: ProfileStore;
+  connect: ConnectFn;
+  /** Used by register(); afterwards the profile remembers it. */
+  serverUrl?: string;
+  identityChangePolicy?: IdentityChangePolicy;
+  userAgent?: string;
+  /** One-time EC prekeys generated at registration and on each refill (default 100). */
+  preKeyBatch?: number;
+  /**
+   * One-time KEM prekeys generated at registration and on each refill (default 20). A KEM key is
+   * 1.6 KB, so a batch must fit one stanza (< 64 KiB) next to the EC keys.
+   */
+  kyberPreKeyBatch?: number;
+  /** Reconnect automatically after a lost connection (default true). */
+  reconnect?: boolean;
+  now?: () => number;
+}
+
+const NOISE_KEY = "noiseStaticKeyPair";
+const IQ_TIMEOUT_MS = 20_000;
+const SEND_WINDOW = 32;
+const MAX_SEND_ATTEMPTS = 5;
+const PREKEY_REFILL_BELOW = 20;
+
+const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+const unhex = (s: string) => new Uint8Array((s.match(/../g) ?? []).map((h) => Number.parseInt(h, 16)));
+
+function toSignalBundle(b: WireBundle): SignalBundle {
+  return {
+    registrationId: b.registrationId,
+    deviceId: b.device,
+    identityKey: b.identityKey,
+    signedPreKey: { id: b.signedPreKey.id, publicKey: b.signedPreKey.key, signature: b.signedPreKey.signature },
+    kyberPreKey: { id: b.kyberPreKey.id, publicKey: b.kyberPreKey.key, signature: b.kyberPreKey.signature },
+    ...(b.oneTimePreKey ? { preKey: { id: b.oneTimePreKey.id, publicKey: b.oneTimePreKey.key } } : {}),
+  };
+}
+
+interface PendingSend {
+  id: string;
+  resolve: (serverTimestamp: number) => void;
+  reject: (err: ClientError) => void;
+}
+
+export class ParleyClient extends Emitter<ClientEvents> {
+  readonly store: ProfileStore;
+  private readonly connectFn: ConnectFn;
+  private readonly signal: SignalStores;
+  private readonly options: ClientOptions;
+  private readonly now: () => number;
+
+  private connection: Connection | undefined;
+  private ctx = new WireContext();
+  private state: ConnectionState = "disconnected";
+  private stopped = false;
+  private reconnectAttempt = 0;
+  private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  private nextIqId = 1;
+  private readonly iqs = new Map<number, { resolve: (r: IqResult) => void; reject: (e: Error) => void; timer: ReturnType<typeof setTimeout> }>();
+  private readonly acks = new Map<string, PendingSend>();
+  private readonly deviceCache = new Map<string, number[]>();
+  private flushing = false;
+  private flushAgain = false;
+  /** Serializes stanza processing so decryption happens in queue order. */
+  private inbound: Promise<void> = Promise.resolve();
+  private readonly retriedIds = new Set<string>();
+  private connectedWaiters: (() => void)[] = [];
+
+  constructor(options: ClientOptions) {
+    super();
+    this.options = options;
+    this.store = options.store;
+    this.connectFn = options.connect;
+    this.now = options.now ?? Date.now;
+    this.signal = signalStoresFor(options.store, options.identityChangePolicy ?? "accept-and-notify", (address, identityKey) =>
+      this.emit("identity-changed", { address, identityKey }),
+    );
+  }
+
+  get accountName(): string | undefined {
+    return this.store.getMeta("accountName");
+  }
+  get deviceId(): number | undefined {
+    return this.store.getMeta("deviceId");
+  }
+  get isRegistered(): boolean {
+    return this.accountName !== undefined && this.store.getOpaque(NOISE_KEY) !== undefined;
+  }
+  get connectionState(): ConnectionState {
+    return this.state;
+  }
+
+  private noiseKeyPair(): StaticKeyPair {
+    const raw = this.store.getOpaque(NOISE_KEY);
+    if (!raw) throw new ClientError("NOT_REGISTERED", "this profile is not registered");
+    return { privateKey: raw.slice(0, 32), publicKey: raw.slice(32) };
+  }
+
+  // ------------------------------------------------------------ registration
+
+  /**
+   * Registers `name` on the server with a new primary device. Without `code` on a server that
+   * verifies names, the server sends a code (to its log by default) and this resolves
+   * `{ status: "code-sent" }`: call again with the code.
+   */
+  async register(name: string, code = ""): Promise<{ status: "registered"; user: string; device: number } | { status: "code-sent" }> {
+    if (this.isRegistered) throw new ClientError("ALREADY_REGISTERED", `this profile is already registered as ${this.accountName}`);
+    const url = this.options.serverUrl ?? this.store.getMeta("serverUrl");
+    if (!url) throw new ClientError("NO_SERVER", "no server URL given");
+    const noise = this.pendingNoiseKey();
+    const { connection, serverStaticPublicKey, loginResult } = await this.connectFn({
+      url,
+      clientStaticKeyPair: noise,
+      loginPayload: encodeClientHello({
+        protocolVersion: PROTOCOL_VERSION,
+        dictionaryVersion: DICTIONARY_VERSION,
+        device: "registering",
+        passive: false,
+        userAgent: this.options.userAgent ?? "parley-sdk",
+      }),
+    });
+    const hello = decodeServerHello(loginResult);
+    if (hello.result !== "ok") throw new ClientError(hello.error.code, hello.error.text ?? hello.error.code);
+    this.attachConnection(connection);
+    try {
+      const account = await this.iq({ op: "register-account", name, code });
+      if (account.op === "ok") return { status: "code-sent" };
+      if (account.op !== "account") throw new ClientError("PROTOCOL", "unexpected answer to register-account");
+
+      const identity = generateIdentityKeyPair();
+      const registrationId = generateRegistrationId();
+      const signed = generateSignedPreKey(identity, 1, this.now());
+      const lastResort = generateKyberPreKey(identity, 1, { lastResort: true, timestamp: this.now() });
+      const batch = this.options.preKeyBatch ?? 100;
+      const kyberBatch = Math.min(30, this.options.kyberPreKeyBatch ?? 20);
+      const preKeys = generatePreKeys(1, batch);
+      const kyberKeys = generateKyberPreKeys(identity, 2, kyberBatch);
+      const result = await this.iq({
+        op: "register-device",
+        noiseKey: noise.publicKey,
+        registrationId,
+        identityKey: encodePublicKey(identity.publicKey),
+        signedPreKey: { id: signed.id, key: encodePublicKey(signed.keyPair.publicKey), signature: signed.signature },
+        kyberPreKey: {
+          id: lastResort.id,
+          key: serializeKemPublicKey(lastResort.keyPair.type, lastResort.keyPair.publicKey),
+          signature: lastResort.signature,
+        },
+        oneTimePreKeys: preKeys.map((k) => ({ id: k.id, key: encodePublicKey(k.keyPair.publicKey) })),
+        kyberOneTimePreKeys: kyberKeys.map((k) => ({
+          id: k.id,
+          key: serializeKemPublicKey(k.keyPair.type, k.keyPair.publicKey),
+          signature: k.signature,
+        })),
+      });
+      if (result.op !== "device") throw new ClientError("PROTOCOL", "unexpected answer to register-device");
+      this.store.transaction(() => {
+        this.store.setMeta("accountName", account.user);
+        this.store.setMeta("deviceId", result.device);
+        this.store.setMeta("serverUrl", url);
+        this.store.setMeta("serverStaticPublicKey", serverStaticPublicKey);
+        this.store.setMeta("registrationId", registrationId);
+        this.store.setMeta("identityKeyPair", serializeIdentity(identity));
+        this.store.setMeta("nextPreKeyId", batch + 1);
+        this.store.setMeta("nextSignedPreKeyId", 2);
+        this.store.setMeta("nextKyberPreKeyId", kyberBatch + 2);
+        this.store.setMeta("signedPreKeyRotatedAt", this.now());
+        this.store.savePreKey("signed", signed.id, serializeSignedPreKeyRecord(signed));
+        this.store.savePreKey("kyber", lastResort.id, serializeKyberPreKeyRecord(lastResort));
+        for (const k of preKeys) this.store.savePreKey("prekey", k.id, serializePreKeyRecord(k));
+        for (const k of kyberKeys) this.store.savePreKey("kyber", k.id, serializeKyberPreKeyRecord(k));
+        this.store.setOpaque(NOISE_KEY, new Uint8Array([...noise.privateKey, ...noise.publicKey]));
+        this.store.deleteOpaque("pendingNoiseKey");
+      });
+      return { status: "registered", user: account.user, device: result.device };
+    } finally {
+      connection.close(1000, "registration done");
+      this.connection = undefined;
+    }
+  }
+
+  /** The noise key used while registering, kept across the two register() calls of code verification. */
+  private pendingNoiseKey(): StaticKeyPair {
+    let raw = this.store.getOpaque("pendingNoiseKey");
+    if (!raw) {
+      const c = getCrypto().x25519GenerateKeyPair();
+      raw = new Uint8Array([...c.privateKey, ...c.publicKey]);
+      this.store.setOpaque("pendingNoiseKey", raw);
+    }
+    return { privateKey: raw.slice(0, 32), publicKey: raw.slice(32) };
+  }
+
+  // -------------------------------------------------------------- connection
+
+  /** Connects (and keeps reconnecting with backoff) until stop(). Resolves on the first login. */
+  async start(): Promise<void> {
+    if (!this.isRegistered) throw new ClientError("NOT_REGISTERED", "register this profile first");
+    this.stopped = false;
+    await this.connectOnce();
+  }
+
+  /** Resolves when connected (or immediately if already). */
+  waitConnected(): Promise<void> {
+    if (this.state === "connected") return Promise.resolve();
+    return new Promise((r) => this.connectedWaiters.push(r));
+  }
+
+  private setState(state: ConnectionState, reason?: string): void {
+    this.state = state;
+    this.emit("connection", { state, ...(reason !== undefined ? { reason } : {}) });
+    if (state === "connected") {
+      for (const w of this.connectedWaiters.splice(0)) w();
+    }
+  }
+
+  private async connectOnce(): Promise<void> {
+    this.setState("connecting");
+    const url = this.store.getMeta("serverUrl")!;
+    const serverKey = this.store.getMeta("serverStaticPublicKey");
+    try {
+      const { connection, loginResult } = await this.connectFn({
+        url,
+        clientStaticKeyPair: this.noiseKeyPair(),
+        ...(serverKey ? { serverStaticPublicKey: serverKey } : {}),
+        loginPayload: encodeClientHello({
+          protocolVersion: PROTOCOL_VERSION,
+          dictionaryVersion: DICTIONARY_VERSION,
+          user: this.accountName!,
+          device: this.deviceId!,
+          passive: false,
+          userAgent: this.options.userAgent ?? "parley-sdk",
+        }),
+      });
+      const hello = decodeServerHello(loginResult);
+      if (hello.result !== "ok") {
+        connection.close(1000, "login refused");
+        throw new ClientError(hello.error.code, hello.error.text ?? hello.error.code);
+      }
+      this.reconnectAttempt = 0;
+      this.attachConnection(connection);
+      this.setState("connected");
+      void this.flushOutbox();
+      void this.checkPreKeys();
+      if (this.store.listContacts().length > 0) {
+        this.iq({ op: "set-contacts", users: this.store.listContacts().map((c) => c.name) }).catch(() => {});
+      }
+    } catch (err) {
+      const e = err instanceof Error ? err : new Error(String(err));
+      this.setState("disconnected", e.message);
+      if (this.isFatalLoginError(e)) {
+        this.stopped = true;
+        throw e;
+      }
+      this.scheduleReconnect();
+      if (this.reconnectAttempt <= 1) throw e;
+    }
+  }
+
+  private isFatalLoginError(e: Error): boolean {
+    return /not-registered|unauthorized|version-mismatch/.test(e.message);
+  }
+
+  private scheduleReconnect(): void {
+    if (this.stopped || this.options.reconnect === false || this.reconnectTimer) return;
+    // Exponential backoff with full jitter: 0.5 s .. 30 s.
+    const ceiling = Math.min(30_000, 500 * 2 ** this.reconnectAttempt++);
+    const delay = Math.random() * ceiling;
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      this.connectOnce().catch(() => {});
+    }, delay);
+  }
+
+  private attachConnection(connection: Connection): void {
+    this.connection = connection;
+    this.ctx = new WireContext();
+    connection.onStanza((bytes) => {
+      this.inbound = this.inbound.then(() => this.onBytes(bytes)).catch((err) => this.emit("error", { error: err }));
+    });
+    connection.onClose((code, reason) => {
+      if (this.connection !== connection) return;
+      this.connection = undefined;
+      for (const [, p] of this.iqs) {
+        clearTimeout(p.timer);
+        p.reject(new ClientError("DISCONNECTED", `connection closed: ${reason}`));
+      }
+      this.iqs.clear();
+      for (const [, p] of this.acks) p.reject(new ClientError("DISCONNECTED", `connection closed: ${reason}`));
+      this.acks.clear();
+      if (this.stopped) return;
+      this.setState("disconnected", `${code} ${reason}`);
+      this.scheduleReconnect();
+    });
+  }
+
+  /** Closes the connection and stops reconnecting. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
+    await this.inbound;
+    const c = this.connection;
+    this.connection = undefined;
+    c?.close(1000, "client stopped");
+    this.setState("stopped");
+  }
+
+  private sendStanza(stanza: Stanza): void {
+    const c = this.connection;
+    if (!c) throw new ClientError("DISCONNECTED", "not connected");
+    c.send(encodeStanza(stanza, this.ctx));
+  }
+
+  iq(request: IqRequest): Promise<IqResult> {
+    return new Promise((resolve, reject) => {
+      const id = this.nextIqId++;
+      const timer = setTimeout(() => {
+        this.iqs.delete(id);
+        reject(new ClientError("TIMEOUT", `no answer to ${request.op}`));
+      }, IQ_TIMEOUT_MS);
+      this.iqs.set(id, { resolve, reject, timer });
+      try {
+        this.sendStanza({ kind: "iq", id, request });
+      } catch (err) {
+        clearTimeout(timer);
+        this.iqs.delete(id);
+        reject(err);
+      }
+    });
+  }
+
+  // --------------------------------------------------------------- inbound
+
+  private async onBytes(bytes: Uint8Array): Promise<void> {
+    const stanza = decodeStanza(bytes, undefined, this.ctx);
+    switch (stanza.kind) {
+      case "iq-result":
+      case "iq-error": {
+        const p = this.iqs.get(stanza.id);
+        if (!p) return;
+        this.iqs.delete(stanza.id);
+        clearTimeout(p.timer);
+        if (stanza.kind === "iq-result") p.resolve(stanza.result);
+        else p.reject(new ClientError(stanza.error.code, stanza.error.text ?? stanza.error.code));
+        return;
+      }
+      case "ack": {
+        const id = hex(stanza.id);
+        const p = this.acks.get(id);
+        if (!p) return;
+        this.acks.delete(id);
+        if (stanza.error) {
+          const e = new ClientError(stanza.error.code, stanza.error.text ?? stanza.error.code);
+          (e as ClientError & { devices?: unknown }).devices = stanza.error.devices;
+          p.reject(e);
+        } else p.resolve(stanza.timestamp);
+        return;
+      }
+      case "delivery":
+        return this.onDelivery(stanza);
+      case "receipt":
+        return this.onReceipt(stanza);
+      case "notification":
+        return this.onNotification(stanza);
+      case "presence":
+        if (stanza.from === undefined) return;
+        if (stanza.type === "available") this.emit("presence", { user: stanza.from, online: true });
+        else if (stanza.type === "unavailable") {
+          this.emit("presence", {
+            user: stanza.from,
+            online: false,
+            ...(stanza.lastSeen !== undefined ? { lastSeen: stanza.lastSeen * 1000 } : {}),
+          });
+        }
+        return;
+      case "chatstate":
+        if (stanza.from !== undefined) this.emit("typing", { user: stanza.from, state: stanza.state });
+        return;
+      default:
+        return;
+    }
+  }
+
+  private devack(seq: number): void {
+    try {
+      this.sendStanza({ kind: "devack", seqs: [seq] });
+    } catch {
+      // disconnected: the entry stays queued and comes again; the store dedupes it
+    }
+  }
+
+  private async onDelivery(d: DeliveryStanza): Promise<void> {
+    const me = this.accountName!;
+    const id = hex(d.id);
+    const address = { name: d.from.user, deviceId: d.from.device };
+    if (d.type === "skmsg") {
+      this.devack(d.seq); // groups arrive with their own issue
+      return;
+    }
+    let plaintext: Uint8Array;
+    try {
+      plaintext = await decryptMessage(address, d.type === "pkmsg" ? "prekey" : "whisper", d.body, this.signal);
+    } catch (err) {
+      if (isSignalError(err, "DUPLICATE_MESSAGE")) {
+        this.devack(d.seq); // already processed (we crashed before acking): nothing new
+        return;
+      }
+      const reason = err instanceof Error ? err.message : String(err);
+      const chatId = directChatId(d.to !== undefined && d.from.user === me ? d.to : d.from.user);
+      this.store.insertPlaceholder({
+        id: `ph:${d.from.user}:${d.from.device}:${id}`,
+        chatId,
+        sender: d.from.user,
+        senderDevice: d.from.device,
+        sentAt: d.timestamp * 1000,
+        serverAt: d.timestamp * 1000,
+        receivedAt: this.now(),
+      });
+      this.emit("decrypt-failed", { from: d.from, id, error: reason });
+      this.requestRetry(d, id);
+      this.devack(d.seq);
+      return;
+    }
+    let content: ReturnType<typeof decodeContent>;
+    try {
+      content = decodeContent(plaintext);
+    } catch (err) {
+      this.emit("error", { error: err as Error });
+      this.devack(d.seq);
+      return;
+    }
+    if (d.from.user === me && d.to !== undefined) {
+      // A message we sent from another device: show it as ours in that chat.
+      const chatId = directChatId(d.to);
+      const r = this.store.insertIncoming({
+        id,
+        chatId,
+        sender: me,
+        senderDevice: d.from.device,
+        body: content.text,
+        sentAt: content.sentAt,
+        serverAt: d.timestamp * 1000,
+        receivedAt: this.now(),
+      });
+      if (r.isNew) this.emit("message", { message: r.message, chatId });
+    } else {
+      const chatId = directChatId(d.from.user);
+      this.store.ensureChat(chatId);
+      const r = this.store.insertIncoming({
+        id,
+        chatId,
+        sender: d.from.user,
+        senderDevice: d.from.device,
+        body: content.text,
+        sentAt: content.sentAt,
+        serverAt: d.timestamp * 1000,
+        receivedAt: this.now(),
+      });
+      if (r.isNew) this.emit("message", { message: r.message, chatId });
+    }
+    this.devack(d.seq);
+  }
+
+  private requestRetry(d: DeliveryStanza, id: string): void {
+    const key = `${d.from.user}.${d.from.device}.${id}`;
+    if (this.retriedIds.has(key)) return; // one retry per message: no error storms
+    this.retriedIds.add(key);
+    try {
+      this.sendStanza({
+        kind: "receipt",
+        type: "retry",
+        ids: [d.id],
+        to: { user: d.from.user, device: d.from.device },
+        timestamp: Math.floor(this.now() / 1000),
+        retry: { count: 1, registrationId: this.store.getMeta("registrationId") ?? 0 },
+      });
+    } catch {
+      this.retriedIds.delete(key);
+    }
+  }
+
+  private async onReceipt(r: ReceiptStanza): Promise<void> {
+    const ids = r.ids.map(hex);
+    if (r.from) {
+      if (r.type === "retry") {
+        await this.resendAfterRetry(r.from, ids);
+      } else {
+        const me = this.accountName!;
+        if (r.from.user === me && r.type === "read") {
+          // Our other device read these: mark them read here too (read state syncs across devices).
+          for (const id of ids) this.markIncomingRead(id);
+        } else {
+          const changed = this.store.applyReceipt({ status: r.type, messageIds: ids, from: { name: r.from.user, deviceId: r.from.device }, at: r.timestamp * 1000 });
+          for (const id of changed) {
+            const m = this.store.getMessage(me, id);
+            if (m) this.emit("status", { id, status: m.status });
+          }
+        }
+      }
+    }
+    if (r.seq !== undefined) this.devack(r.seq);
+  }
+
+  private markIncomingRead(_id: string): void {
+    // Incoming messages are keyed by (sender, id); the receipt does not say the sender. Marking the
+    // whole chat read happens when the user opens it on this device; nothing to do per id here.
+  }
+
+  private async resendAfterRetry(from: WireAddress, ids: string[]): Promise<void> {
+    const me = this.accountName!;
+    const address = { name: from.user, deviceId: from.device };
+    // Drop the broken session and start a new one from a fresh bundle.
+    this.store.deleteSession(address);
+    for (const id of ids) {
+      const m = this.store.getMessage(me, id);
+      if (!m || m.body === null) continue;
+      const { target } = parseChatId(m.chatId);
+      try {
+        await this.sendEncrypted(target, m.id, m.body, m.sentAt);
+      } catch (err) {
+        this.emit("error", { error: err as Error });
+      }
+    }
+  }
+
+  private async onNotification(n: NotificationStanza): Promise<void> {
+    switch (n.event.type) {
+      case "queue-empty":
+        this.emit("queue-empty", {});
+        break;
+      case "prekeys-low":
+        void this.checkPreKeys();
+        break;
+      case "devices-changed":
+        this.deviceCache.delete(n.event.user);
+        break;
+      default:
+        break;
+    }
+    if (n.id !== 0) this.devack(n.id);
+  }
+
+  // ---------------------------------------------------------------- prekeys
+
+  private async checkPreKeys(): Promise<void> {
+    try {
+      const counts = await this.iq({ op: "prekey-count" });
+      if (counts.op !== "prekey-count") return;
+      if (counts.oneTime >= PREKEY_REFILL_BELOW && counts.kyberOneTime >= PREKEY_REFILL_BELOW) return;
+      const identityBytes = this.store.getMeta("identityKeyPair")!;
+      const identity = { privateKey: identityBytes.slice(0, 32), publicKey: identityBytes.slice(32) };
+      const batch = this.options.preKeyBatch ?? 100;
+      const kyberBatch = Math.min(30, this.options.kyberPreKeyBatch ?? 20);
+      const nextPre = this.store.getMeta("nextPreKeyId") ?? 1;
+      const nextKyber = this.store.getMeta("nextKyberPreKeyId") ?? 2;
+      const pre = counts.oneTime < PREKEY_REFILL_BELOW ? generatePreKeys(nextPre, batch) : [];
+      const kyber = counts.kyberOneTime < PREKEY_REFILL_BELOW ? generateKyberPreKeys(identity, nextKyber, kyberBatch) : [];
+      this.store.transaction(() => {
+        for (const k of pre) this.store.savePreKey("prekey", k.id, serializePreKeyRecord(k));
+        for (const k of kyber) this.store.savePreKey("kyber", k.id, serializeKyberPreKeyRecord(k));
+        this.store.setMeta("nextPreKeyId", nextPre + pre.length);
+        this.store.setMeta("nextKyberPreKeyId", nextKyber + kyber.length);
+      });
+      await this.iq({
+        op: "upload-prekeys",
+        oneTimePreKeys: pre.map((k) => ({ id: k.id, key: encodePublicKey(k.keyPair.publicKey) })),
+        kyberOneTimePreKeys: kyber.map((k) => ({
+          id: k.id,
+          key: serializeKemPublicKey(k.keyPair.type, k.keyPair.publicKey),
+          signature: k.signature,
+        })),
+      });
+    } catch (err) {
+      if (!(err instanceof ClientError && err.code === "DISCONNECTED")) this.emit("error", { error: err as Error });
+    }
+  }
+
+  // ---------------------------------------------------------------- sending
+
+  /**
+   * Queues a text message to `to` (stored first, so it survives restarts) and sends it when
+   * connected. Resolves with the message id once it is in the outbox; use waitForStatus() or the
+   * "status" event for the ticks.
+   */
+  queueText(to: string, text: string): string {
+    const id = hex(getCrypto().randomBytes(8));
+    const chatId = directChatId(to);
+    this.store.ensureChat(chatId);
+    if (!this.store.getContact(to) && to !== this.accountName) void this.addContact(to).catch(() => {});
+    this.store.queueOutgoing({ id, chatId, body: text, sentAt: this.now() });
+    if (this.state === "connected") void this.flushOutbox();
+    return id;
+  }
+
+  /** queueText + wait for the server's ack (first tick). */
+  async sendText(to: string, text: string): Promise<string> {
+    const id = this.queueText(to, text);
+    await this.waitForStatus(id, "sent");
+    return id;
+  }
+
+  /** Resolves once our message `id` has reached `status` (or a later one); rejects if it failed. */
+  waitForStatus(id: string, status: MessageStatus, timeoutMs = 60_000): Promise<void> {
+    const order: MessageStatus[] = ["pending", "sent", "delivered", "read"];
+    const reached = () => {
+      const m = this.store.getMessage(this.accountName!, id);
+      if (m?.status === "failed") throw new ClientError("SEND_FAILED", `message ${id} failed`);
+      return m !== undefined && order.indexOf(m.status) >= order.indexOf(status);
+    };
+    return new Promise((resolve, reject) => {
+      try {
+        if (reached()) return resolve();
+      } catch (err) {
+        return reject(err);
+      }
+      const timer = setTimeout(() => {
+        off();
+        reject(new ClientError("TIMEOUT", `message ${id} did not reach ${status}`));
+      }, timeoutMs);
+      const off = this.on("status", (e) => {
+        if (e.id !== id) return;
+        try {
+          if (!reached()) return;
+          clearTimeout(timer);
+          off();
+          resolve();
+        } catch (err) {
+          clearTimeout(timer);
+          off();
+          reject(err);
+        }
+      });
+    });
+  }
+
+  /** Sends everything due in the outbox, at most SEND_WINDOW unacknowledged at a time, in order. */
+  async flushOutbox(): Promise<void> {
+    if (this.flushing) {
+      this.flushAgain = true;
+      return;
+    }
+    this.flushing = true;
+    try {
+      do {
+        this.flushAgain = false;
+        while (this.state === "connected") {
+          const batch = this.store.nextOutboxBatch({ now: this.now(), limit: SEND_WINDOW });
+          if (batch.length === 0) break;
+          const inFlight: Promise<void>[] = [];
+          for (const item of batch) {
+            const m = item.message;
+            const { target } = parseChatId(m.chatId);
+            inFlight.push(
+              this.sendEncrypted(target, m.id, m.body ?? "", m.sentAt).then(
+                (serverTs) => {
+                  if (this.store.markSent(m.id, serverTs * 1000)) this.emit("status", { id: m.id, status: "sent" });
+                },
+                (err: unknown) => {
+                  const attempts = item.attempts + 1;
+                  const e = err instanceof ClientError ? err : new ClientError("SEND", String(err));
+                  if (e.code === "not-found" || attempts >= MAX_SEND_ATTEMPTS) {
+                    this.store.markFailed(m.id, e.message);
+                    this.emit("status", { id: m.id, status: "failed" });
+                  } else {
+                    const backoff = Math.min(60_000, 1000 * 2 ** attempts) * (0.5 + Math.random() / 2);
+                    this.store.markAttemptFailed(m.id, this.now() + (e.code === "DISCONNECTED" ? 0 : backoff), e.message);
+                  }
+                },
+              ),
+            );
+          }
+          await Promise.all(inFlight);
+          if (batch.length < SEND_WINDOW) break;
+        }
+      } while (this.flushAgain && this.state === "connected");
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  private async devicesOf(user: string, refresh = false): Promise<number[]> {
+    if (!refresh) {
+      const cached = this.deviceCache.get(user);
+      if (cached) return cached;
+    }
+    const r = await this.iq({ op: "get-devices", users: [user] });
+    if (r.op !== "devices") throw new ClientError("PROTOCOL", "unexpected answer to get-devices");
+    const devices = r.lists[0]?.devices ?? [];
+    this.deviceCache.set(user, devices);
+    return devices;
+  }
+
+  /** Makes sure a session exists with every listed device (fetching prekey bundles as needed). */
+  private async ensureSessions(user: string, devices: number[]): Promise<void> {
+    const have = new Set(this.store.listSessionDevices(user));
+    const missing = devices.filter((d) => !have.has(d));
+    if (missing.length === 0) return;
+    const r = await this.iq({ op: "fetch-bundles", users: [{ user, devices: missing }] });
+    if (r.op !== "bundles") throw new ClientError("PROTOCOL", "unexpected answer to fetch-bundles");
+    for (const b of r.bundles) {
+      await processPreKeyBundle({ name: user, deviceId: b.device }, toSignalBundle(b), this.signal);
+    }
+  }
+
+  /** Encrypts for every device of `to` and our other devices, sends, resolves with the server timestamp. */
+  private async sendEncrypted(to: string, id: string, text: string, sentAt: number, attempt = 0): Promise<number> {
+    const me = this.accountName!;
+    const myDevice = this.deviceId!;
+    const plaintext = encodeContent({ text, sentAt });
+    const peerDevices = await this.devicesOf(to, attempt > 0);
+    const ownDevices = to === me ? [] : (await this.devicesOf(me, attempt > 0)).filter((d) => d !== myDevice);
+    const targets: WireAddress[] = [
+      ...peerDevices.filter((d) => !(to === me && d === myDevice)).map((d) => ({ user: to, device: d })),
+      ...ownDevices.map((d) => ({ user: me, device: d })),
+    ];
+    await this.ensureSessions(to, peerDevices.filter((d) => !(to === me && d === myDevice)));
+    if (ownDevices.length > 0) await this.ensureSessions(me, ownDevices);
+    const enc: DeviceCiphertext[] = [];
+    for (const t of targets) {
+      const c = await encryptMessage({ name: t.user, deviceId: t.device }, plaintext, this.signal);
+      enc.push({ to: t, type: c.type === "prekey" ? "pkmsg" : "msg", body: c.body });
+    }
+    const ack = new Promise<number>((resolve, reject) => this.acks.set(id, { id, resolve, reject }));
+    this.sendStanza({ kind: "message", id: unhex(id), to, timestamp: Math.floor(sentAt / 1000), enc });
+    try {
+      return await ack;
+    } catch (err) {
+      if (err instanceof ClientError && err.code === "device-mismatch" && attempt < 2) {
+        // Sesame: the server listed which devices we missed or addressed wrongly; refresh and retry.
+        const devices = (err as ClientError & { devices?: { user: string; extra: number[] }[] }).devices ?? [];
+        for (const d of devices) for (const x of d.extra) this.store.deleteSession({ name: d.user, deviceId: x });
+        return this.sendEncrypted(to, id, text, sentAt, attempt + 1);
+      }
+      throw err;
+    }
+  }
+
+  // --------------------------------------------------------------- contacts
+
+  /**
+   * Adds `name` to the contacts and uploads the contact list: the server uses it only for
+   * presence privacy ("contacts" may see my online state and last seen).
+   */
+  async addContact(name: string): Promise<void> {
+    this.store.upsertContact({ name });
+    if (this.state !== "connected") return;
+    await this.iq({ op: "set-contacts", users: this.store.listContacts().map((c) => c.name) });
+  }
+
+  // ------------------------------------------------------ receipts, typing
+
+  /** Marks the chat with `contact` read and sends read receipts (blue ticks) to the senders. */
+  markRead(contact: string): number {
+    const pending = this.store.markChatRead(directChatId(contact));
+    let n = 0;
+    for (const p of pending) {
+      n += p.messageIds.length;
+      try {
+        this.sendStanza({
+          kind: "receipt",
+          type: "read",
+          ids: p.messageIds.map(unhex),
+          to: { user: p.sender },
+          timestamp: Math.floor(this.now() / 1000),
+        });
+      } catch {
+        // offline: the chat is read locally; the receipt is lost (WhatsApp behaves the same)
+      }
+    }
+    return n;
+  }
+
+  sendTyping(to: string, state: ChatState): void {
+    if (this.state !== "connected") return;
+    this.sendStanza({ kind: "chatstate", state, to });
+  }
+
+  subscribePresence(user: string): void {
+    this.sendStanza({ kind: "presence", type: "subscribe", to: user });
+  }
+
+  /** The 60-digit safety number with `contact` (their primary device's identity key). */
+  safetyNumber(contact: string): string {
+    const me = this.accountName!;
+    const ours = this.store.getMeta("identityKeyPair");
+    const theirs = this.store.getIdentity({ name: contact, deviceId: 1 });
+    if (!ours || !theirs) throw new ClientError("NO_IDENTITY", `no identity key known for ${contact}: exchange a message first`);
+    const enc = new TextEncoder();
+    return createFingerprint(enc.encode(me), encodePublicKey(ours.slice(32)), enc.encode(contact), theirs.publicKey).displayable;
+  }
+}

@@ -1,0 +1,22 @@
+// Node entry of the Parley SDK: the browser-safe API plus the encrypted SQLite
+// profile store and the TCP/WebSocket transport.
+import { connect } from "@parley/wire";
+import { ParleyClient, type ClientOptions } from "./client.ts";
+import { openProfileStore, type OpenProfileStoreOptions } from "./store/index.node.ts";
+
+export * from "./index.ts";
+export * from "./store/index.node.ts";
+
+/** Opens (or creates) the profile in `dir` and returns a client for it. */
+export async function openClient(
+  options: OpenProfileStoreOptions & Omit<ClientOptions, "store" | "connect"> & { connect?: ClientOptions["connect"] },
+): Promise<ParleyClient> {
+  const { dir, passphrase, keyFile, scrypt, ...rest } = options;
+  const store = await openProfileStore({
+    dir,
+    ...(passphrase !== undefined ? { passphrase } : {}),
+    ...(keyFile !== undefined ? { keyFile } : {}),
+    ...(scrypt !== undefined ? { scrypt } : {}),
+  });
+  return new ParleyClient({ ...rest, store, connect: rest.connect ?? connect });
+}

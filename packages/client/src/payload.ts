@@ -1,0 +1,43 @@
+// The plaintext inside every end-to-end encrypted message: what the server
+// never sees. Versioned, and padded (0x80 then zeros to a multiple of 160
+// bytes, as Signal does) so ciphertext length leaks little about the text.
+export interface MessageContent {
+  /** Text body. */
+  text: string;
+  /** Sender's clock when composed, ms. */
+  sentAt: number;
+}
+
+const PAD_BLOCK = 160;
+const MAX_CONTENT_BYTES = 256 * 1024;
+
+export class PayloadError extends Error {
+  override readonly name = "PayloadError";
+  readonly code = "BAD_PAYLOAD";
+}
+
+export function encodeContent(content: MessageContent): Uint8Array {
+  const json = new TextEncoder().encode(JSON.stringify({ v: 1, t: content.text, s: content.sentAt }));
+  const padded = new Uint8Array(Math.ceil((json.length + 1) / PAD_BLOCK) * PAD_BLOCK);
+  padded.set(json);
+  padded[json.length] = 0x80;
+  return padded;
+}
+
+export function decodeContent(bytes: Uint8Array): MessageContent {
+  if (bytes.length > MAX_CONTENT_BYTES) throw new PayloadError("message content too large");
+  let end = bytes.length - 1;
+  while (end >= 0 && bytes[end] === 0) end--;
+  if (end < 0 || bytes[end] !== 0x80) throw new PayloadError("bad padding in message content");
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(0, end)));
+  } catch {
+    throw new PayloadError("message content is not valid JSON");
+  }
+  const p = parsed as { v?: unknown; t?: unknown; s?: unknown };
+  if (p.v !== 1 || typeof p.t !== "string" || typeof p.s !== "number" || !Number.isFinite(p.s)) {
+    throw new PayloadError("message content has an unknown shape");
+  }
+  return { text: p.t, sentAt: p.s };
+}

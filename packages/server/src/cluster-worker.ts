@@ -1,0 +1,53 @@
+// Entry point of a cluster worker process (forked by server.ts).
+import type { ServerConfig } from "./config.ts";
+import type { MetricSnapshot } from "./metrics.ts";
+import { ClusterWorkerRouter } from "./routing/cluster.ts";
+import { createLogger } from "./server.ts";
+import { loadOrCreateServerKey } from "./server-key.ts";
+import { startWorker } from "./worker.ts";
+
+const config = JSON.parse(process.env.PARLEY_WORKER_CONFIG ?? "null") as ServerConfig | null;
+if (!config) {
+  console.error("cluster-worker: PARLEY_WORKER_CONFIG is missing; start the server with `parley serve`");
+  process.exit(2);
+}
+const log = createLogger(config);
+const pending = new Map<number, (r: { snapshots: MetricSnapshot[][]; workers: number }) => void>();
+let nextReq = 1;
+
+const worker = await startWorker({
+  config,
+  log,
+  router: new ClusterWorkerRouter(),
+  serverKey: loadOrCreateServerKey(config.dataDir),
+  collectMetrics: () =>
+    new Promise((resolve) => {
+      const id = nextReq++;
+      pending.set(id, resolve);
+      process.send?.({ parleyMetricsRequest: id });
+    }),
+});
+
+process.on("message", (msg: unknown) => {
+  if (typeof msg !== "object" || msg === null) return;
+  if ("parleyMetricsCollect" in msg) {
+    process.send?.({ parleyMetricsSnapshot: (msg as { parleyMetricsCollect: number }).parleyMetricsCollect, snapshot: worker.metrics.snapshot() });
+  } else if ("parleyMetricsResult" in msg) {
+    const m = msg as { parleyMetricsResult: number; snapshots: MetricSnapshot[][]; workers: number };
+    pending.get(m.parleyMetricsResult)?.({ snapshots: m.snapshots, workers: m.workers });
+    pending.delete(m.parleyMetricsResult);
+  }
+});
+
+let stopping = false;
+const stop = async () => {
+  if (stopping) return;
+  stopping = true;
+  await worker.close().catch((err) => log.error({ err }, "error while stopping"));
+  process.exit(0);
+};
+process.on("SIGTERM", stop);
+process.on("SIGINT", () => {}); // the primary decides when workers stop
+process.on("disconnect", stop);
+
+process.send?.({ parleyReady: { httpPort: worker.httpPort, tcpPort: worker.tcpPort } });

@@ -1,0 +1,265 @@
+// The gateway of one worker process: authenticates logins, keeps one
+// lightweight ClientSession per connection, and reacts to routing events
+// (wake-ups, claims, presence, ephemeral stanzas) for the devices it holds.
+//
+// Everything a session needs across connections (queues, accounts, keys) is in
+// ServerStorage; everything that must reach another process goes through the
+// Router. A worker therefore never needs to know where a device is connected.
+import { randomUUID } from "node:crypto";
+import {
+  type ClientHello,
+  type Connection,
+  decodeClientHello,
+  encodeServerHello,
+  encodeStanza,
+  LoginRejectedError,
+  PROTOCOL_VERSION,
+  type Stanza,
+} from "@parley/wire";
+import type { Logger } from "pino";
+import type { Clock } from "../clock.ts";
+import type { ServerConfig } from "../config.ts";
+import type { Metrics } from "../metrics.ts";
+import { KeyedRateLimiter } from "../rate-limit.ts";
+import type { RouteEvent, Router } from "../routing/types.ts";
+import type { Account, AccountId, Device, EnqueueItem, ServerStorage } from "../storage/index.ts";
+import type { Verifier } from "../verifier.ts";
+import { ClientSession } from "./session.ts";
+
+/** What authenticate() hands to onConnection(). */
+export type LoginContext =
+  | { mode: "device"; account: Account; device: Device; passive: boolean }
+  | { mode: "registering"; userAgent: string };
+
+export interface GatewayOptions {
+  storage: ServerStorage;
+  router: Router;
+  metrics: Metrics;
+  log: Logger;
+  clock: Clock;
+  verifier: Verifier;
+  config: Pick<ServerConfig, "dev" | "deliveryWindow">;
+  /** Identifies this worker in claims (which connection is the newest for a device). */
+  workerId?: string;
+}
+
+const deviceKey = (user: string, device: number) => `${user}\u0000${device}`;
+
+export class Gateway {
+  readonly storage: ServerStorage;
+  readonly router: Router;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  readonly clock: Clock;
+  readonly verifier: Verifier;
+  readonly config: GatewayOptions["config"];
+  readonly workerId: string;
+
+  /** Sessions of this worker by device. */
+  private readonly byDevice = new Map<string, ClientSession>();
+  /** Sessions of this worker by the user they are logged in as (for ephemeral stanzas). */
+  private readonly byUser = new Map<string, Set<ClientSession>>();
+  /** Presence subscriptions of this worker's sessions: watched user → sessions. */
+  private readonly watchers = new Map<string, Set<ClientSession>>();
+  /** Devices online anywhere (learned from presence events of all workers): user → device ids. */
+  private readonly online = new Map<string, Set<number>>();
+  private readonly accountNames = new Map<AccountId, string>();
+
+  readonly registrationLimiter = new KeyedRateLimiter(5, 5 / 3600); // per name: 5 codes, then one per 12 min
+  readonly globalRegistrationLimiter = new KeyedRateLimiter(100, 10); // per worker
+  readonly keyFetchLimiter = new KeyedRateLimiter(200, 20); // per account: bundle fetches
+
+  constructor(options: GatewayOptions) {
+    this.storage = options.storage;
+    this.router = options.router;
+    this.metrics = options.metrics;
+    this.log = options.log;
+    this.clock = options.clock;
+    this.verifier = options.verifier;
+    this.config = options.config;
+    this.workerId = options.workerId ?? randomUUID();
+    this.router.subscribe((e) => this.onRouteEvent(e));
+  }
+
+  // ------------------------------------------------------------------ login
+
+  /** The transport's authenticate callback: decides the login from the client's static key and hello. */
+  async authenticate(remoteStatic: Uint8Array, loginPayload: Uint8Array): Promise<{ loginResult: Uint8Array; context: LoginContext }> {
+    let hello: ClientHello;
+    try {
+      hello = decodeClientHello(loginPayload);
+    } catch {
+      throw new LoginRejectedError("bad-request: malformed login");
+    }
+    const serverTime = Math.floor(this.clock.now() / 1000);
+    if (hello.protocolVersion !== PROTOCOL_VERSION) {
+      throw new LoginRejectedError(`version-mismatch: server speaks protocol ${PROTOCOL_VERSION}`);
+    }
+    if (hello.device === "registering") {
+      return {
+        loginResult: encodeServerHello({ result: "ok", serverTime, queueCount: 0 }),
+        context: { mode: "registering", userAgent: hello.userAgent },
+      };
+    }
+    const device = await this.storage.getDeviceByNoiseKey(remoteStatic);
+    if (!device || device.deviceId !== hello.device) throw new LoginRejectedError("not-registered: unknown device key");
+    const account = await this.storage.getAccount(device.accountId);
+    if (!account || (hello.user !== undefined && hello.user !== account.name)) {
+      throw new LoginRejectedError("unauthorized: device key does not belong to that account");
+    }
+    const queueCount = await this.storage.depth(account.id, device.deviceId);
+    return {
+      loginResult: encodeServerHello({ result: "ok", serverTime, queueCount }),
+      context: { mode: "device", account, device, passive: hello.passive },
+    };
+  }
+
+  /** The transport's onConnection callback. */
+  accept(connection: Connection, context: LoginContext | undefined): void {
+    if (!context) {
+      connection.close(1010, "internal error: no login context");
+      return;
+    }
+    this.metrics.handshakes.inc();
+    const session = new ClientSession(this, connection, context);
+    if (context.mode === "device") this.attach(session);
+  }
+
+  // -------------------------------------------------------- session registry
+
+  /** Registers a logged-in session and displaces any older connection of the same device, everywhere. */
+  attach(session: ClientSession): void {
+    const user = session.user!;
+    const device = session.device!;
+    this.accountNames.set(session.accountId!, user);
+    const key = deviceKey(user, device);
+    const old = this.byDevice.get(key);
+    if (old && old !== session) old.replaced();
+    this.byDevice.set(key, session);
+    let set = this.byUser.get(user);
+    if (!set) this.byUser.set(user, (set = new Set()));
+    set.add(session);
+    this.metrics.connections.inc();
+    this.router.publish({ type: "claim", user, device, owner: session.id });
+    this.router.publish({ type: "presence", user, device, online: true, lastSeen: this.clock.now() });
+    session.start();
+  }
+
+  detach(session: ClientSession): void {
+    for (const set of this.watchers.values()) set.delete(session);
+    if (session.user === undefined || session.device === undefined) return;
+    const key = deviceKey(session.user, session.device);
+    if (this.byDevice.get(key) !== session) return; // already replaced
+    this.byDevice.delete(key);
+    const set = this.byUser.get(session.user);
+    set?.delete(session);
+    if (set?.size === 0) this.byUser.delete(session.user);
+    this.metrics.connections.dec();
+    const now = this.clock.now();
+    this.router.publish({ type: "presence", user: session.user, device: session.device, online: false, lastSeen: now });
+    this.storage.touchDevice(session.accountId!, session.device, now).catch(() => {});
+  }
+
+  sessionCount(): number {
+    return this.byDevice.size;
+  }
+
+  // ---------------------------------------------------------- routing events
+
+  private onRouteEvent(e: RouteEvent): void {
+    switch (e.type) {
+      case "wake":
+        this.byDevice.get(deviceKey(e.user, e.device))?.pump();
+        break;
+      case "claim": {
+        const s = this.byDevice.get(deviceKey(e.user, e.device));
+        if (s && s.id !== e.owner) s.replaced();
+        break;
+      }
+      case "ephemeral":
+        for (const s of this.byUser.get(e.user) ?? []) {
+          if (s.device !== e.exceptDevice) s.sendRaw(e.stanza);
+        }
+        break;
+      case "presence": {
+        let devices = this.online.get(e.user);
+        if (e.online) {
+          if (!devices) this.online.set(e.user, (devices = new Set()));
+          const wasOnline = devices.size > 0;
+          devices.add(e.device);
+          if (!wasOnline) this.notifyWatchers(e.user, { kind: "presence", type: "available", from: e.user });
+        } else if (devices) {
+          devices.delete(e.device);
+          if (devices.size === 0) {
+            this.online.delete(e.user);
+            this.notifyWatchers(e.user, {
+              kind: "presence",
+              type: "unavailable",
+              from: e.user,
+              lastSeen: Math.floor(e.lastSeen / 1000),
+            });
+          }
+        }
+        break;
+      }
+    }
+  }
+
+  private notifyWatchers(user: string, stanza: Stanza): void {
+    for (const s of this.watchers.get(user) ?? []) s.send(stanza);
+  }
+
+  isOnline(user: string): boolean {
+    return (this.online.get(user)?.size ?? 0) > 0;
+  }
+
+  watch(session: ClientSession, user: string): void {
+    let set = this.watchers.get(user);
+    if (!set) this.watchers.set(user, (set = new Set()));
+    set.add(session);
+  }
+
+  unwatch(session: ClientSession, user: string): void {
+    this.watchers.get(user)?.delete(session);
+  }
+
+  /** Sends an ephemeral (never stored) stanza to every online device of `user`. */
+  publishEphemeral(user: string, stanza: Stanza, exceptDevice?: number): void {
+    const bytes = encodeStanza(stanza);
+    this.router.publish({ type: "ephemeral", user, stanza: bytes, ...(exceptDevice !== undefined ? { exceptDevice } : {}) });
+  }
+
+  // ------------------------------------------------------------ store + wake
+
+  /** Commits envelopes to device queues (durable on return), then wakes the devices' workers. */
+  async enqueueAndWake(items: EnqueueItem[], names: Map<AccountId, string>): Promise<number[]> {
+    const seqs = await this.storage.enqueue(items);
+    this.metrics.envelopesQueued.inc(items.length);
+    const woken = new Set<string>();
+    for (const it of items) {
+      const user = names.get(it.accountId);
+      if (user === undefined) continue;
+      const k = deviceKey(user, it.deviceId);
+      if (woken.has(k)) continue;
+      woken.add(k);
+      this.router.publish({ type: "wake", user, device: it.deviceId });
+    }
+    return seqs;
+  }
+
+  /** Account name for an id, cached (names never change). */
+  async accountName(id: AccountId): Promise<string | null> {
+    const cached = this.accountNames.get(id);
+    if (cached !== undefined) return cached;
+    const account = await this.storage.getAccount(id);
+    if (!account) return null;
+    if (this.accountNames.size > 200_000) this.accountNames.clear();
+    this.accountNames.set(id, account.name);
+    return account.name;
+  }
+
+  /** Closes every session (server shutdown). */
+  closeAll(reason: string): void {
+    for (const s of [...this.byDevice.values()]) s.close(1001, reason);
+  }
+}

@@ -1,0 +1,288 @@
+// Request/response operations (iq stanzas): registration, prekeys, device
+// lists, account settings. Each answers with exactly one iq-result or
+// iq-error carrying the request's id.
+import { randomInt } from "node:crypto";
+import { decodeKemPublicKey, decodePublicKey, isSignalError, xeddsaVerify } from "@parley/signal/verify";
+import type { IqRequest, IqResult, IqStanza, PreKeyBundle, SignedPreKey, StanzaError } from "@parley/wire";
+import { CloseCode, encodeStanza } from "@parley/wire";
+import type { KemPreKey, PreKeyBundle as StoredBundle } from "../storage/index.ts";
+import { isStorageError, normalizeAccountName } from "../storage/index.ts";
+import type { ClientSession } from "./session.ts";
+
+/** A device below this many one-time prekeys of either kind is told to upload more. */
+export const PREKEYS_LOW_WATERMARK = 10;
+/** Verification codes expire after this long. */
+const CODE_TTL_MS = 10 * 60 * 1000;
+const MAX_CODE_ATTEMPTS = 5;
+
+class IqFailure extends Error {
+  constructor(readonly error: StanzaError) {
+    super(error.text ?? error.code);
+  }
+}
+const fail = (code: string, text: string): never => {
+  throw new IqFailure({ code, text });
+};
+
+/** Checks an XEdDSA signature by `identityKey` (33-byte encoded) over `signed`. */
+function checkSignature(identityKey: Uint8Array, signed: Uint8Array, signature: Uint8Array, what: string): void {
+  let ok = false;
+  try {
+    ok = xeddsaVerify(decodePublicKey(identityKey), signed, signature);
+  } catch (err) {
+    if (!isSignalError(err)) throw err;
+  }
+  if (!ok) fail("bad-request", `${what}: signature does not verify with the identity key`);
+}
+
+function checkKemKey(k: SignedPreKey, identityKey: Uint8Array, what: string): KemPreKey {
+  try {
+    decodeKemPublicKey(k.key);
+  } catch {
+    fail("bad-request", `${what}: not an ML-KEM-1024 public key`);
+  }
+  checkSignature(identityKey, k.key, k.signature, what);
+  return { id: k.id, publicKey: k.key, signature: k.signature };
+}
+
+function checkSignedPreKey(k: SignedPreKey, identityKey: Uint8Array) {
+  try {
+    decodePublicKey(k.key);
+  } catch {
+    fail("bad-request", "signed prekey: not a Curve25519 public key");
+  }
+  checkSignature(identityKey, k.key, k.signature, "signed prekey");
+  return { id: k.id, publicKey: k.key, signature: k.signature };
+}
+
+function toWireBundle(user: string, b: StoredBundle): PreKeyBundle {
+  return {
+    user,
+    device: b.deviceId,
+    registrationId: b.registrationId,
+    identityKey: b.identityKey,
+    signedPreKey: { id: b.signedPreKey.id, key: b.signedPreKey.publicKey, signature: b.signedPreKey.signature },
+    kyberPreKey: { id: b.kemPreKey.id, key: b.kemPreKey.publicKey, signature: b.kemPreKey.signature },
+    ...(b.ecPreKey ? { oneTimePreKey: { id: b.ecPreKey.id, key: b.ecPreKey.publicKey } } : {}),
+  };
+}
+
+export async function handleIq(session: ClientSession, iq: IqStanza): Promise<void> {
+  try {
+    const result = await run(session, iq.request);
+    session.send({ kind: "iq-result", id: iq.id, result });
+  } catch (err) {
+    if (err instanceof IqFailure) {
+      session.send({ kind: "iq-error", id: iq.id, error: err.error });
+      return;
+    }
+    if (isStorageError(err)) {
+      const code = { NOT_FOUND: "not-found", CONFLICT: "conflict", INVALID_ARGUMENT: "bad-request", LIMIT_EXCEEDED: "too-large" }[
+        err.code as string
+      ];
+      if (code) {
+        session.send({ kind: "iq-error", id: iq.id, error: { code, text: err.message } });
+        return;
+      }
+    }
+    session.send({ kind: "iq-error", id: iq.id, error: { code: "internal", text: "internal error" } });
+    throw err;
+  }
+}
+
+async function run(session: ClientSession, req: IqRequest): Promise<IqResult> {
+  const gw = session.gateway;
+  const storage = gw.storage;
+
+  if (session.account === undefined) {
+    // A registering connection may only register.
+    if (req.op === "register-account") return registerAccount(session, req.name, req.code);
+    if (req.op === "register-device") return registerPrimaryDevice(session, req);
+    return fail("unauthorized", `register first (${req.op} needs a logged-in device)`);
+  }
+  const me = session.account;
+  const myDevice = session.device!;
+
+  switch (req.op) {
+    case "register-account":
+    case "register-device":
+      return fail("conflict", "this connection is already logged in");
+
+    case "upload-prekeys": {
+      const device = session.deviceRecord!;
+      await storage.uploadPreKeys(me.id, myDevice, {
+        ...(req.signedPreKey ? { signedPreKey: checkSignedPreKey(req.signedPreKey, device.identityKey) } : {}),
+        ...(req.kyberPreKey
+          ? { lastResortKemPreKey: checkKemKey(req.kyberPreKey, device.identityKey, "last-resort KEM prekey") }
+          : {}),
+        ecOneTime: req.oneTimePreKeys.map((k) => {
+          try {
+            decodePublicKey(k.key);
+          } catch {
+            fail("bad-request", `one-time prekey ${k.id}: not a Curve25519 public key`);
+          }
+          return { id: k.id, publicKey: k.key };
+        }),
+        kemOneTime: req.kyberOneTimePreKeys.map((k) => checkKemKey(k, device.identityKey, `KEM prekey ${k.id}`)),
+      });
+      return { op: "ok" };
+    }
+
+    case "prekey-count": {
+      const c = await storage.getPreKeyCounts(me.id, myDevice);
+      return { op: "prekey-count", oneTime: c.ecOneTime, kyberOneTime: c.kemOneTime };
+    }
+
+    case "fetch-bundles": {
+      if (req.users.length > 64) fail("too-large", "at most 64 users per fetch");
+      if (!gw.keyFetchLimiter.take(me.id, req.users.length)) fail("rate-limited", "too many key fetches");
+      const bundles: PreKeyBundle[] = [];
+      for (const { user, devices } of req.users) {
+        const account = await storage.getAccountByName(user);
+        if (!account) fail("not-found", `no account named ${user}`);
+        const taken =
+          devices === undefined
+            ? await storage.takePreKeyBundles(account!.id)
+            : await Promise.all(devices.map((d) => storage.takePreKeyBundle(account!.id, d)));
+        for (const b of taken) {
+          bundles.push(toWireBundle(account!.name, b));
+          void warnIfLow(session, account!.id, account!.name, b.deviceId);
+        }
+      }
+      return { op: "bundles", bundles };
+    }
+
+    case "get-devices": {
+      if (req.users.length > 256) fail("too-large", "at most 256 users per request");
+      const lists = [];
+      for (const user of req.users) {
+        const account = await storage.getAccountByName(user);
+        if (!account) fail("not-found", `no account named ${user}`);
+        const devices = (await storage.listDevices(account!.id)).map((d) => d.deviceId);
+        const list = (await storage.getDeviceList(account!.id))?.blob ?? new Uint8Array(0);
+        lists.push({ user: account!.name, devices, list });
+      }
+      return { op: "devices", lists };
+    }
+
+    case "set-devices": {
+      if (myDevice !== 1) fail("forbidden", "only the primary device publishes the device list");
+      const current = await storage.getDeviceList(me.id);
+      await storage.setDeviceList(me.id, { version: (current?.version ?? 0) + 1, blob: req.list });
+      return { op: "ok" };
+    }
+
+    case "set-privacy": {
+      if (req.setting !== "presence" && req.setting !== "last-seen") {
+        fail("bad-request", `privacy setting ${req.setting} is not supported yet`);
+      }
+      await storage.setPresencePrivacy(me.id, req.value === "all" ? "everyone" : req.value);
+      return { op: "ok" };
+    }
+
+    case "set-contacts": {
+      if (req.users.length > 10_000) fail("too-large", "at most 10,000 contacts");
+      await storage.setContacts(me.id, req.users);
+      return { op: "ok" };
+    }
+
+    case "delete-account": {
+      await storage.deleteAccount(me.id);
+      setImmediate(() => session.close(CloseCode.NORMAL, "account deleted"));
+      return { op: "ok" };
+    }
+
+    default:
+      return fail("unavailable", `${req.op} is not supported by this server yet`);
+  }
+}
+
+async function warnIfLow(session: ClientSession, accountId: string, user: string, deviceId: number): Promise<void> {
+  try {
+    const c = await session.gateway.storage.getPreKeyCounts(accountId, deviceId);
+    if (c.ecOneTime >= PREKEYS_LOW_WATERMARK && c.kemOneTime >= PREKEYS_LOW_WATERMARK) return;
+    const names = new Map([[accountId, user]]);
+    const envelope = encodeStanza({
+      kind: "notification",
+      id: 0,
+      timestamp: Math.floor(session.gateway.clock.now() / 1000),
+      event: { type: "prekeys-low", oneTime: c.ecOneTime, kyberOneTime: c.kemOneTime },
+    });
+    await session.gateway.enqueueAndWake([{ accountId, deviceId, envelope }], names);
+  } catch (err) {
+    session.gateway.log.warn({ err }, "could not queue prekeys-low notice");
+  }
+}
+
+// --------------------------------------------------------------- registration
+
+async function registerAccount(session: ClientSession, rawName: string, code: string): Promise<IqResult> {
+  const gw = session.gateway;
+  let name: string;
+  try {
+    name = normalizeAccountName(rawName);
+  } catch {
+    return fail("bad-request", "a name is a username (letters, digits, . _ -) or a phone number in +E.164 form");
+  }
+  if (await gw.storage.getAccountByName(name)) fail("name-taken", `${name} is already registered`);
+  if (gw.config.dev) {
+    session.verifiedName = name; // --dev: no verification, for local use and scripts
+    return { op: "account", user: name };
+  }
+  if (code === "") {
+    if (!gw.globalRegistrationLimiter.take("all") || !gw.registrationLimiter.take(name)) {
+      fail("rate-limited", "too many verification codes requested; try later");
+    }
+    const fresh = String(randomInt(0, 1_000_000)).padStart(6, "0");
+    await gw.storage.putPendingRegistration(name, fresh, gw.clock.now() + CODE_TTL_MS);
+    await gw.verifier.sendCode(name, fresh);
+    return { op: "ok" };
+  }
+  const outcome = await gw.storage.verifyPendingRegistration(name, code, MAX_CODE_ATTEMPTS);
+  if (outcome !== "ok") fail("bad-code", `verification failed: ${outcome.replaceAll("_", " ")}`);
+  session.verifiedName = name;
+  return { op: "account", user: name };
+}
+
+async function registerPrimaryDevice(
+  session: ClientSession,
+  req: Extract<IqRequest, { op: "register-device" }>,
+): Promise<IqResult> {
+  const name = session.verifiedName;
+  if (name === undefined) return fail("unauthorized", "verify an account name first (register-account)");
+  if (Buffer.compare(Buffer.from(req.noiseKey), Buffer.from(session.connection.remoteStaticPublicKey)) !== 0) {
+    fail("bad-request", "noiseKey must be the static key of this connection");
+  }
+  try {
+    decodePublicKey(req.identityKey);
+  } catch {
+    fail("bad-request", "identityKey: not a Curve25519 public key");
+  }
+  const signedPreKey = checkSignedPreKey(req.signedPreKey, req.identityKey);
+  const lastResortKemPreKey = checkKemKey(req.kyberPreKey, req.identityKey, "last-resort KEM prekey");
+  const kemOneTime = req.kyberOneTimePreKeys.map((k) => checkKemKey(k, req.identityKey, `KEM prekey ${k.id}`));
+  for (const k of req.oneTimePreKeys) {
+    try {
+      decodePublicKey(k.key);
+    } catch {
+      fail("bad-request", `one-time prekey ${k.id}: not a Curve25519 public key`);
+    }
+  }
+  const storage = session.gateway.storage;
+  const { account, device } = await storage.createAccount(name, {
+    noiseStaticKey: req.noiseKey,
+    registrationId: req.registrationId,
+    identityKey: req.identityKey,
+    signedPreKey,
+    lastResortKemPreKey,
+  });
+  await storage.uploadPreKeys(account.id, device.deviceId, {
+    ecOneTime: req.oneTimePreKeys.map((k) => ({ id: k.id, publicKey: k.key })),
+    kemOneTime,
+  });
+  session.gateway.log.info({ user: account.name }, "account registered");
+  session.account = account;
+  session.deviceRecord = device;
+  session.gateway.attach(session);
+  return { op: "device", device: device.deviceId };
+}

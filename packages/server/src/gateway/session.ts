@@ -1,0 +1,459 @@
+// One ClientSession per connection: the whole per-connection state of the
+// server (a few fields and two small sets), and the handlers of the stanzas a
+// client may send. Nothing here blocks: storage calls are awaited per stanza,
+// and any failure is confined to this connection (closed with a reason).
+import { randomUUID } from "node:crypto";
+import {
+  type AckStanza,
+  type ChatStateStanza,
+  CloseCode,
+  type Connection,
+  type DeliveryStanza,
+  type DeviceAckStanza,
+  type DeviceMismatch,
+  decodeStanza,
+  encodeStanza,
+  type MessageStanza,
+  type PresenceStanza,
+  type ReceiptStanza,
+  type Stanza,
+  WireContext,
+  WireError,
+} from "@parley/wire";
+import { TokenBucket } from "../rate-limit.ts";
+import type { Account, AccountId, Device, EnqueueItem, QueueEntry } from "../storage/index.ts";
+import { isStorageError } from "../storage/index.ts";
+import type { Gateway, LoginContext } from "./gateway.ts";
+import { handleIq } from "./iq.ts";
+
+/** Sends that arrived but are not yet committed; past this a client is flooding. */
+const MAX_PENDING_SENDS = 2_000;
+/** Largest stanza a client may send (an E2E message with many device ciphertexts). */
+const MAX_CLIENT_STANZA = 512 * 1024;
+
+export const toHex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+export const fromHex = (s: string) => new Uint8Array(Buffer.from(s, "hex"));
+const seconds = (ms: number) => Math.floor(ms / 1000);
+
+export class ClientSession {
+  readonly id = randomUUID();
+  /** Set once logged in as a device (at login, or after registering on this connection). */
+  account: Account | undefined;
+  deviceRecord: Device | undefined;
+  /** Name verified during registration on this connection. */
+  verifiedName: string | undefined;
+  private readonly passive: boolean;
+  private readonly ctx = new WireContext();
+  private closed = false;
+
+  // Delivery state: entries pushed and not yet acknowledged, and where the next fetch starts.
+  private readonly inflight = new Set<number>();
+  private lastPushedSeq = 0;
+  private pumping = false;
+  private pumpAgain = false;
+  private backlogDone = false;
+  /** Serializes the pre-commit part of sends so queue order equals arrival order. */
+  private sendChain: Promise<void> = Promise.resolve();
+  private pendingSends = 0;
+
+  private readonly stanzaBucket = new TokenBucket(5_000, 2_500);
+  private readonly typingBucket = new TokenBucket(10, 2);
+  private readonly iqBucket = new TokenBucket(200, 50);
+
+  constructor(
+    readonly gateway: Gateway,
+    readonly connection: Connection,
+    context: LoginContext,
+  ) {
+    if (context.mode === "device") {
+      this.account = context.account;
+      this.deviceRecord = context.device;
+      this.passive = context.passive;
+    } else {
+      this.passive = false;
+    }
+    connection.onStanza((bytes) => this.onBytes(bytes));
+    connection.onClose((code, reason) => {
+      this.closed = true;
+      this.gateway.log.debug({ session: this.id, user: this.user, code, reason }, "connection closed");
+      this.gateway.detach(this);
+    });
+  }
+
+  get user(): string | undefined {
+    return this.account?.name;
+  }
+  get device(): number | undefined {
+    return this.deviceRecord?.deviceId;
+  }
+  get accountId(): AccountId | undefined {
+    return this.account?.id;
+  }
+
+  /** Called by the gateway once this session is registered as the device's connection. */
+  start(): void {
+    if (!this.passive) this.pump();
+  }
+
+  // ----------------------------------------------------------------- output
+
+  send(stanza: Stanza): void {
+    if (this.closed || this.connection.state !== "open") return;
+    try {
+      this.connection.send(encodeStanza(stanza, this.ctx));
+    } catch (err) {
+      this.gateway.log.error({ err, session: this.id }, "failed to send stanza");
+    }
+  }
+
+  /** Sends pre-encoded, context-free stanza bytes (ephemeral stanzas from other workers). */
+  sendRaw(bytes: Uint8Array): void {
+    if (this.closed || this.connection.state !== "open") return;
+    try {
+      this.connection.send(bytes);
+    } catch {
+      // closing: nothing to do
+    }
+  }
+
+  close(code: number, reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.connection.close(code, reason);
+  }
+
+  /** A newer connection of the same device logged in. */
+  replaced(): void {
+    this.close(CloseCode.REPLACED, "replaced by a newer connection of this device");
+  }
+
+  private abuse(code: number, reason: string): void {
+    this.gateway.metrics.disconnectsForAbuse.inc();
+    this.gateway.log.warn({ session: this.id, user: this.user, reason }, "disconnecting client");
+    this.close(code, reason);
+  }
+
+  // ------------------------------------------------------------------ input
+
+  private onBytes(bytes: Uint8Array): void {
+    if (this.closed) return;
+    if (!this.stanzaBucket.take()) return this.abuse(CloseCode.RATE_LIMITED, "rate limited: too many stanzas");
+    let stanza: Stanza;
+    try {
+      stanza = decodeStanza(bytes, { maxStanzaBytes: MAX_CLIENT_STANZA }, this.ctx);
+    } catch (err) {
+      const detail = err instanceof WireError ? `${err.code}: ${err.message}` : "undecodable stanza";
+      return this.abuse(CloseCode.PROTOCOL_VIOLATION, `malformed stanza (${detail})`.slice(0, 120));
+    }
+    if (this.account === undefined && stanza.kind !== "iq") {
+      return this.abuse(CloseCode.PROTOCOL_VIOLATION, `not logged in: ${stanza.kind} before registration`);
+    }
+    switch (stanza.kind) {
+      case "message":
+        return this.onMessage(stanza);
+      case "devack":
+        return void this.onDeviceAck(stanza).catch((err) => this.fail(err));
+      case "receipt":
+        return void this.onReceipt(stanza).catch((err) => this.fail(err));
+      case "presence":
+        return void this.onPresence(stanza).catch((err) => this.fail(err));
+      case "chatstate":
+        return this.onChatState(stanza);
+      case "iq":
+        if (!this.iqBucket.take()) return this.abuse(CloseCode.RATE_LIMITED, "rate limited: too many requests");
+        return void handleIq(this, stanza).catch((err) => this.fail(err));
+      case "node":
+        return; // an extension this server does not know: skip it, as the protocol says
+      default:
+        return this.abuse(CloseCode.PROTOCOL_VIOLATION, `a client may not send ${stanza.kind} stanzas`);
+    }
+  }
+
+  /** An unexpected failure while handling a stanza: log it, keep serving others. */
+  fail(err: unknown): void {
+    this.gateway.log.error({ err, session: this.id, user: this.user }, "stanza handler failed");
+    this.close(CloseCode.INTERNAL_ERROR, "internal error");
+  }
+
+  // -------------------------------------------------------------- messages
+
+  private onMessage(m: MessageStanza): void {
+    if (++this.pendingSends > MAX_PENDING_SENDS) {
+      return this.abuse(CloseCode.RATE_LIMITED, "rate limited: too many unacknowledged sends");
+    }
+    const arrived = performance.now();
+    // Preparation runs in arrival order and ends by calling enqueue (which fixes the queue order);
+    // the wait for the durable commit is outside the chain, so sends pipeline into group commits.
+    this.sendChain = this.sendChain.then(async () => {
+      let commit: Promise<unknown>;
+      try {
+        const prepared = await this.prepareMessage(m);
+        if ("error" in prepared) {
+          this.pendingSends--;
+          this.gateway.metrics.stanzasRejected.inc();
+          this.send(prepared.error);
+          return;
+        }
+        commit = this.gateway.enqueueAndWake(prepared.items, prepared.names);
+      } catch (err) {
+        this.pendingSends--;
+        return this.fail(err);
+      }
+      commit.then(
+        () => {
+          this.pendingSends--;
+          this.gateway.metrics.messagesIn.inc();
+          this.gateway.metrics.commitLatency.observe(performance.now() - arrived);
+          this.send({ kind: "ack", id: m.id, timestamp: seconds(this.gateway.clock.now()) });
+        },
+        (err) => {
+          this.pendingSends--;
+          if (isStorageError(err) && err.code === "NOT_FOUND") {
+            // a device vanished between the check and the commit: the client re-fetches and retries
+            this.send(this.errorAck(m, "conflict", "device set changed, retry"));
+          } else this.fail(err);
+        },
+      );
+    });
+  }
+
+  private errorAck(m: MessageStanza, code: string, text: string, devices?: DeviceMismatch[]): AckStanza {
+    return {
+      kind: "ack",
+      id: m.id,
+      timestamp: seconds(this.gateway.clock.now()),
+      error: { code, text, ...(devices ? { devices } : {}) },
+    };
+  }
+
+  private async prepareMessage(
+    m: MessageStanza,
+  ): Promise<{ error: AckStanza } | { items: EnqueueItem[]; names: Map<AccountId, string> }> {
+    const me = this.account!;
+    const myDevice = this.device!;
+    if (m.group !== undefined || m.to === undefined) {
+      return { error: this.errorAck(m, "bad-request", "group messages are not supported yet") };
+    }
+    const peer = m.to === me.name ? me : await this.gateway.storage.getAccountByName(m.to);
+    if (!peer) return { error: this.errorAck(m, "not-found", `no account named ${m.to}`) };
+
+    // Sesame: the sender must address exactly every device of the peer and its own other devices.
+    const expected = new Map<string, Set<number>>();
+    expected.set(peer.name, new Set((await this.gateway.storage.listDevices(peer.id)).map((d) => d.deviceId)));
+    const own = (await this.gateway.storage.listDevices(me.id)).map((d) => d.deviceId).filter((d) => d !== myDevice);
+    if (peer.id === me.id) expected.get(me.name)!.delete(myDevice);
+    else expected.set(me.name, new Set(own));
+
+    const addressed = new Map<string, Set<number>>();
+    for (const e of m.enc) {
+      let set = addressed.get(e.to.user);
+      if (!set) addressed.set(e.to.user, (set = new Set()));
+      if (set.has(e.to.device)) return { error: this.errorAck(m, "bad-request", "a device is addressed twice") };
+      set.add(e.to.device);
+    }
+    const mismatches: DeviceMismatch[] = [];
+    for (const user of new Set([...expected.keys(), ...addressed.keys()])) {
+      const want = expected.get(user) ?? new Set<number>();
+      const got = addressed.get(user) ?? new Set<number>();
+      const missing = [...want].filter((d) => !got.has(d)).sort((a, b) => a - b);
+      const extra = [...got].filter((d) => !want.has(d)).sort((a, b) => a - b);
+      if (missing.length > 0 || extra.length > 0) mismatches.push({ user, missing, extra, stale: [] });
+    }
+    if (mismatches.length > 0) {
+      return { error: this.errorAck(m, "device-mismatch", "the device set is stale", mismatches) };
+    }
+    if (m.enc.length === 0) return { error: this.errorAck(m, "bad-request", "no ciphertext") };
+
+    const now = seconds(this.gateway.clock.now());
+    const messageId = toHex(m.id);
+    const names = new Map<AccountId, string>([
+      [peer.id, peer.name],
+      [me.id, me.name],
+    ]);
+    const items: EnqueueItem[] = m.enc.map((e) => {
+      const ownCopy = e.to.user === me.name && peer.id !== me.id;
+      const delivery: DeliveryStanza = {
+        kind: "delivery",
+        id: m.id,
+        from: { user: me.name, device: myDevice },
+        ...(ownCopy ? { to: peer.name } : {}),
+        timestamp: now,
+        seq: 0,
+        type: e.type,
+        body: e.body,
+      };
+      return {
+        accountId: ownCopy ? me.id : peer.id,
+        deviceId: e.to.device,
+        envelope: encodeStanza(delivery),
+        // Only recipient copies produce a delivered receipt; copies to our own devices do not.
+        ...(ownCopy ? {} : { senderAccountId: me.id, senderDeviceId: myDevice, messageId }),
+      };
+    });
+    return { items, names };
+  }
+
+  // -------------------------------------------------------------- delivery
+
+  /** Pushes queued entries, oldest first, keeping at most `deliveryWindow` unacknowledged. */
+  pump(): void {
+    if (this.closed || this.account === undefined || this.passive) return;
+    if (this.pumping) {
+      this.pumpAgain = true;
+      return;
+    }
+    this.pumping = true;
+    this.pumpLoop()
+      .catch((err) => this.fail(err))
+      .finally(() => {
+        this.pumping = false;
+      });
+  }
+
+  private async pumpLoop(): Promise<void> {
+    const window = this.gateway.config.deliveryWindow;
+    do {
+      this.pumpAgain = false;
+      while (!this.closed && this.inflight.size < window && this.connection.writable) {
+        const want = window - this.inflight.size;
+        const entries = await this.gateway.storage.fetch(this.account!.id, this.device!, this.lastPushedSeq, want);
+        for (const e of entries) this.push(e);
+        if (entries.length < want) {
+          if (!this.backlogDone) {
+            this.backlogDone = true;
+            this.send({ kind: "notification", id: 0, timestamp: seconds(this.gateway.clock.now()), event: { type: "queue-empty" } });
+          }
+          break;
+        }
+      }
+    } while (this.pumpAgain && !this.closed);
+  }
+
+  private push(entry: QueueEntry): void {
+    this.lastPushedSeq = Math.max(this.lastPushedSeq, entry.seq);
+    let stanza: Stanza;
+    try {
+      stanza = decodeStanza(entry.envelope);
+    } catch (err) {
+      // Only the server writes envelopes; an undecodable one is a bug. Skip it rather than wedge the queue.
+      this.gateway.log.error({ err, seq: entry.seq }, "undecodable queue entry");
+      return;
+    }
+    if (stanza.kind === "delivery" || stanza.kind === "receipt") stanza = { ...stanza, seq: entry.seq };
+    else if (stanza.kind === "notification") stanza = { ...stanza, id: entry.seq };
+    this.inflight.add(entry.seq);
+    this.gateway.metrics.envelopesPushed.inc();
+    this.send(stanza);
+  }
+
+  private async onDeviceAck(a: DeviceAckStanza): Promise<void> {
+    if (a.seqs.length === 0) return;
+    const acked = await this.gateway.storage.ack(this.account!.id, this.device!, a.seqs);
+    for (const s of a.seqs) this.inflight.delete(s);
+    this.gateway.metrics.envelopesAcked.inc(acked.length);
+    // Delivered receipts (second tick), batched per sender account.
+    const bySender = new Map<AccountId, Uint8Array[]>();
+    for (const e of acked) {
+      if (e.senderAccountId === null || e.messageId === null) continue;
+      let ids = bySender.get(e.senderAccountId);
+      if (!ids) bySender.set(e.senderAccountId, (ids = []));
+      ids.push(fromHex(e.messageId));
+    }
+    if (bySender.size > 0) {
+      const receipts: ReceiptStanza[] = [];
+      const targets: AccountId[] = [];
+      for (const [sender, ids] of bySender) {
+        targets.push(sender);
+        receipts.push({
+          kind: "receipt",
+          type: "delivered",
+          ids,
+          from: { user: this.user!, device: this.device! },
+          timestamp: seconds(this.gateway.clock.now()),
+        });
+      }
+      await this.routeToAccounts(targets, receipts);
+      this.gateway.metrics.receiptsRouted.inc(receipts.length);
+    }
+    this.pump();
+  }
+
+  /** Queues `stanzas[i]` for every device of `accounts[i]` and wakes them. */
+  private async routeToAccounts(accounts: AccountId[], stanzas: Stanza[], only?: (account: AccountId, device: number) => boolean) {
+    const items: EnqueueItem[] = [];
+    const names = new Map<AccountId, string>();
+    for (let i = 0; i < accounts.length; i++) {
+      const id = accounts[i]!;
+      const name = await this.gateway.accountName(id);
+      if (name === null) continue; // account deleted meanwhile
+      names.set(id, name);
+      const envelope = encodeStanza(stanzas[i]!);
+      for (const d of await this.gateway.storage.listDevices(id)) {
+        if (only && !only(id, d.deviceId)) continue;
+        items.push({ accountId: id, deviceId: d.deviceId, envelope });
+      }
+    }
+    if (items.length > 0) await this.gateway.enqueueAndWake(items, names);
+  }
+
+  // -------------------------------------------------------------- receipts
+
+  private async onReceipt(r: ReceiptStanza): Promise<void> {
+    if (r.to === undefined || r.ids.length === 0) {
+      return this.abuse(CloseCode.PROTOCOL_VIOLATION, "a receipt needs a recipient and at least one id");
+    }
+    const target = await this.gateway.storage.getAccountByName(r.to.user);
+    if (!target) return; // unknown user: nothing to route; receipts get no error answer
+    const routed: ReceiptStanza = {
+      kind: "receipt",
+      type: r.type,
+      ids: r.ids,
+      from: { user: this.user!, device: this.device! },
+      timestamp: seconds(this.gateway.clock.now()),
+      ...(r.group !== undefined ? { group: r.group } : {}),
+      ...(r.retry !== undefined ? { retry: r.retry } : {}),
+    };
+    const me = this.account!.id;
+    const targetDevice = r.to.device;
+    const accounts = [target.id];
+    // Read state syncs across one's own devices: they get our read receipts too.
+    if (r.type === "read" && target.id !== me) accounts.push(me);
+    await this.routeToAccounts(accounts, accounts.map(() => routed), (account, device) => {
+      if (account === me) return device !== this.device;
+      return targetDevice === undefined || device === targetDevice;
+    });
+    this.gateway.metrics.receiptsRouted.inc();
+  }
+
+  // ------------------------------------------------------ presence / typing
+
+  private async onPresence(p: PresenceStanza): Promise<void> {
+    if (p.type === "available" || p.type === "unavailable") return; // online state follows the connection
+    if (p.to === undefined) return this.abuse(CloseCode.PROTOCOL_VIOLATION, "presence subscription without a target");
+    if (p.type === "unsubscribe") return this.gateway.unwatch(this, p.to);
+    const target = await this.gateway.storage.getAccountByName(p.to);
+    if (!target) return;
+    if (!(await this.gateway.storage.canSeePresence(this.account!.id, target.id))) {
+      // Say nothing that distinguishes "hidden" from "never seen".
+      this.send({ kind: "presence", type: "unavailable", from: target.name });
+      return;
+    }
+    this.gateway.watch(this, target.name);
+    if (this.gateway.isOnline(target.name)) this.send({ kind: "presence", type: "available", from: target.name });
+    else {
+      this.send({
+        kind: "presence",
+        type: "unavailable",
+        from: target.name,
+        ...(target.lastSeenAt !== null ? { lastSeen: seconds(target.lastSeenAt) } : {}),
+      });
+    }
+  }
+
+  private onChatState(c: ChatStateStanza): void {
+    if (c.to === undefined) return this.abuse(CloseCode.PROTOCOL_VIOLATION, "chat state without a recipient");
+    if (!this.typingBucket.take()) return; // typing storms are dropped, never queued
+    if (c.to === this.user) return;
+    this.gateway.publishEphemeral(c.to, { kind: "chatstate", state: c.state, from: this.user! });
+  }
+}

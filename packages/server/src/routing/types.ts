@@ -1,0 +1,24 @@
+// Routing between the processes that hold connections. A worker never needs
+// to know where a device is connected: it publishes an event, and whichever
+// worker holds the device acts on it (the Signal-Server design: wake-ups over
+// pub/sub, the queue itself lives in shared storage).
+//
+// Implementations: in-process (one worker), between local cluster workers over
+// IPC through the primary (cluster.ts), and later NATS between machines.
+
+export type RouteEvent =
+  /** New entries in a device's queue: the worker holding that device pushes them. */
+  | { type: "wake"; user: string; device: number }
+  /** A device logged in on `owner`: every other worker closes its older connection for it. */
+  | { type: "claim"; user: string; device: number; owner: string }
+  /** An ephemeral stanza (typing, presence update) for all online devices of `user`; never stored. */
+  | { type: "ephemeral"; user: string; stanza: Uint8Array; exceptDevice?: number }
+  /** A device of `user` came online or went offline (for presence subscribers). */
+  | { type: "presence"; user: string; device: number; online: boolean; lastSeen: number };
+
+export interface Router {
+  /** Delivers `event` to every subscriber in every process, this one included. */
+  publish(event: RouteEvent): void;
+  subscribe(handler: (event: RouteEvent) => void): void;
+  close(): Promise<void>;
+}

@@ -1,0 +1,10 @@
+export { type Clock, ManualClock, systemClock } from "../clock.ts";
+export { isStorageError, StorageError, type StorageErrorCode } from "./errors.ts";
+export { normalizeAccountName, tryNormalizeAccountName } from "./names.ts";
+export {
+  DATABASE_FILE_NAME,
+  DEFAULT_RETENTION_MS,
+  SqliteStorage,
+  type SqliteStorageOptions,
+} from "./sqlite/sqlite-storage.ts";
+export type * from "./types.ts";

@@ -1,0 +1,126 @@
+// One worker process of `parley serve`: an HTTP listener (WebSocket transport
+// on /ws, /healthz, /metrics), a raw TCP transport listener, and the gateway
+// behind both. Under node:cluster the primary shares the listening sockets
+// between workers; with `workers: 0` this runs inside the calling process.
+import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from "node:http";
+import type { AddressInfo, Server as TcpServer } from "node:net";
+import { attachWebSocketServer, createTcpServer, type ServerOptions } from "@parley/wire";
+import type { Logger } from "pino";
+import type { WebSocketServer } from "ws";
+import { type Clock, systemClock } from "./clock.ts";
+import type { ServerConfig } from "./config.ts";
+import { Gateway, type LoginContext } from "./gateway/gateway.ts";
+import { type MetricSnapshot, Metrics, mergeSnapshots, renderPrometheus } from "./metrics.ts";
+import type { Router } from "./routing/types.ts";
+import type { ServerKeyPair } from "./server-key.ts";
+import { SqliteStorage } from "./storage/index.ts";
+import { LogVerifier, type Verifier } from "./verifier.ts";
+
+export interface WorkerDeps {
+  config: ServerConfig;
+  log: Logger;
+  router: Router;
+  serverKey: ServerKeyPair;
+  clock?: Clock;
+  verifier?: Verifier;
+  /** Metrics of every worker (the cluster asks the primary); default: this worker's only. */
+  collectMetrics?: () => Promise<{ snapshots: MetricSnapshot[][]; workers: number }>;
+}
+
+export interface WorkerHandle {
+  gateway: Gateway;
+  metrics: Metrics;
+  httpPort: number;
+  tcpPort: number;
+  /** Stops accepting, closes every connection with SERVER_SHUTDOWN, flushes storage. */
+  close(): Promise<void>;
+}
+
+function listen(server: HttpServer | TcpServer, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+export async function startWorker(deps: WorkerDeps): Promise<WorkerHandle> {
+  const { config, log } = deps;
+  const clock = deps.clock ?? systemClock;
+  const metrics = new Metrics();
+  const storage = new SqliteStorage({
+    dataDir: config.dataDir,
+    clock,
+    retentionMs: config.retentionDays * 24 * 3600 * 1000,
+  });
+  const gateway = new Gateway({
+    storage,
+    router: deps.router,
+    metrics,
+    log,
+    clock,
+    verifier: deps.verifier ?? new LogVerifier(log),
+    config,
+  });
+  const transportOptions: ServerOptions<LoginContext> = {
+    staticKeyPair: deps.serverKey,
+    authenticate: (remoteStatic, payload) => gateway.authenticate(remoteStatic, payload),
+    onConnection: (connection, login) => gateway.accept(connection, login.context),
+    onHandshakeError: (err) => {
+      metrics.handshakeFailures.inc();
+      log.debug({ code: err.code, msg: err.message }, "handshake failed");
+    },
+    limits: { idleTimeoutMs: 0 },
+  };
+
+  const collect =
+    deps.collectMetrics ?? (async () => ({ snapshots: [metrics.snapshot()], workers: 1 }));
+  const http = createServer((req: IncomingMessage, res: ServerResponse) => {
+    if (req.url === "/healthz") {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify({ status: "ok", pid: process.pid, connections: gateway.sessionCount() }));
+      return;
+    }
+    if (req.url === "/metrics") {
+      collect()
+        .then(({ snapshots, workers }) => {
+          res.writeHead(200, { "content-type": "text/plain; version=0.0.4" });
+          res.end(renderPrometheus(mergeSnapshots(snapshots), workers));
+        })
+        .catch((err) => {
+          log.error({ err }, "metrics collection failed");
+          res.writeHead(500).end();
+        });
+      return;
+    }
+    res.writeHead(404, { "content-type": "text/plain" });
+    res.end("not found: Parley speaks its protocol on /ws (WebSocket) and on the TCP port\n");
+  });
+  const wss: WebSocketServer = attachWebSocketServer(http, { ...transportOptions, path: "/ws" });
+  const tcp = config.tcpPort === 0 ? null : createTcpServer(transportOptions);
+
+  const httpPort = await listen(http, config.port, config.host);
+  const tcpPort = tcp ? await listen(tcp, config.tcpPort, config.host) : 0;
+
+  return {
+    gateway,
+    metrics,
+    httpPort,
+    tcpPort,
+    async close() {
+      const closed = Promise.all([
+        new Promise<void>((r) => http.close(() => r())),
+        tcp ? new Promise<void>((r) => tcp.close(() => r())) : Promise.resolve(),
+      ]);
+      gateway.closeAll("server shutting down");
+      await new Promise((r) => setTimeout(r, 50)); // let the close records leave
+      wss.close();
+      http.closeAllConnections();
+      await closed;
+      await deps.router.close();
+      await storage.close();
+    },
+  };
+}

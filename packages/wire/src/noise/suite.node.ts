@@ -1,0 +1,151 @@
+/**
+ * The Node crypto suite: node:crypto (OpenSSL) for X25519, SHA-256, HKDF and the AEADs: 10–30× faster
+ * than pure JS here. Keys are imported as JWK (DER/PKCS8 import is ~10× slower) and the resulting
+ * KeyObjects are cached, so a server's static key and a session's cipher keys are imported once.
+ */
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  createHmac,
+  createPrivateKey,
+  createPublicKey,
+  createSecretKey,
+  diffieHellman,
+  generateKeyPairSync,
+  hkdfSync,
+  type KeyObject,
+  randomBytes,
+} from "node:crypto";
+import {
+  type BoundAead,
+  isAllZero,
+  type KeyPair,
+  type NoiseCipherName,
+  type NoiseCryptoSuite,
+  TAG_LEN,
+  writeNonce,
+} from "./suite.ts";
+
+const EMPTY = new Uint8Array(0);
+// node ignores a JWK's "x" when importing an X25519 private key and derives it from "d", but requires
+// the field to be present: a placeholder lets us import a bare private key.
+const PLACEHOLDER_X = Buffer.alloc(32).toString("base64url");
+
+/** Private KeyObjects by the identity of their raw bytes: static keys are imported once. */
+const privateKeyObjects = new WeakMap<Uint8Array, KeyObject>();
+
+function b64url(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64url");
+}
+
+function fromB64url(text: string | undefined): Uint8Array {
+  const buf = Buffer.from(text ?? "", "base64url");
+  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+}
+
+function privateKeyObject(privateKey: Uint8Array): KeyObject {
+  let key = privateKeyObjects.get(privateKey);
+  if (key === undefined) {
+    key = createPrivateKey({
+      key: { kty: "OKP", crv: "X25519", d: b64url(privateKey), x: PLACEHOLDER_X },
+      format: "jwk",
+    });
+    privateKeyObjects.set(privateKey, key);
+  }
+  return key;
+}
+
+/** Public KeyObjects by byte-array identity: a handshake uses re and rs twice each. */
+const publicKeyObjects = new WeakMap<Uint8Array, KeyObject>();
+
+function publicKeyObject(publicKey: Uint8Array): KeyObject {
+  if (publicKey.length !== 32) throw new Error("X25519 public key must be 32 bytes");
+  let key = publicKeyObjects.get(publicKey);
+  if (key === undefined) {
+    key = createPublicKey({ key: { kty: "OKP", crv: "X25519", x: b64url(publicKey) }, format: "jwk" });
+    publicKeyObjects.set(publicKey, key);
+  }
+  return key;
+}
+
+function asUint8(buf: Buffer): Uint8Array {
+  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+}
+
+class NodeAead implements BoundAead {
+  private readonly nonce = Buffer.alloc(12);
+  private readonly key: KeyObject;
+  private readonly algorithm: "aes-256-gcm" | "chacha20-poly1305";
+  private readonly cipher: NoiseCipherName;
+
+  constructor(cipher: NoiseCipherName, key: Uint8Array) {
+    this.cipher = cipher;
+    this.algorithm = cipher === "AESGCM" ? "aes-256-gcm" : "chacha20-poly1305";
+    this.key = createSecretKey(key);
+  }
+
+  seal(nonceHigh: number, nonceLow: number, ad: Uint8Array, plaintext: Uint8Array, headroom = 0): Uint8Array {
+    writeNonce(this.cipher, this.nonce, nonceHigh, nonceLow);
+    const c =
+      this.algorithm === "aes-256-gcm"
+        ? createCipheriv(this.algorithm, this.key, this.nonce, { authTagLength: TAG_LEN })
+        : createCipheriv(this.algorithm, this.key, this.nonce, { authTagLength: TAG_LEN });
+    if (ad.length > 0) c.setAAD(ad, { plaintextLength: plaintext.length });
+    const body = c.update(plaintext);
+    c.final();
+    const out = Buffer.allocUnsafe(headroom + body.length + TAG_LEN);
+    body.copy(out, headroom);
+    c.getAuthTag().copy(out, headroom + body.length);
+    return asUint8(out);
+  }
+
+  open(nonceHigh: number, nonceLow: number, ad: Uint8Array, ciphertext: Uint8Array): Uint8Array | null {
+    if (ciphertext.length < TAG_LEN) return null;
+    writeNonce(this.cipher, this.nonce, nonceHigh, nonceLow);
+    const split = ciphertext.length - TAG_LEN;
+    const d =
+      this.algorithm === "aes-256-gcm"
+        ? createDecipheriv(this.algorithm, this.key, this.nonce, { authTagLength: TAG_LEN })
+        : createDecipheriv(this.algorithm, this.key, this.nonce, { authTagLength: TAG_LEN });
+    d.setAuthTag(ciphertext.subarray(split));
+    if (ad.length > 0) d.setAAD(ad, { plaintextLength: split });
+    const body = d.update(ciphertext.subarray(0, split));
+    try {
+      d.final();
+    } catch {
+      return null;
+    }
+    return asUint8(body);
+  }
+}
+
+export const nodeSuite: NoiseCryptoSuite = {
+  name: "node",
+  generateKeyPair(): KeyPair {
+    const pair = generateKeyPairSync("x25519");
+    const jwk = pair.privateKey.export({ format: "jwk" });
+    const privateKey = fromB64url(jwk.d);
+    privateKeyObjects.set(privateKey, pair.privateKey);
+    return { privateKey, publicKey: fromB64url(jwk.x) };
+  },
+  publicKeyOf(privateKey: Uint8Array): Uint8Array {
+    return fromB64url(privateKeyObject(privateKey).export({ format: "jwk" }).x);
+  },
+  dh(keyPair: KeyPair, publicKey: Uint8Array): Uint8Array {
+    // OpenSSL refuses an all-zero shared secret itself; the check keeps both suites' contracts equal.
+    const shared = asUint8(
+      diffieHellman({ privateKey: privateKeyObject(keyPair.privateKey), publicKey: publicKeyObject(publicKey) }),
+    );
+    if (isAllZero(shared)) throw new Error("X25519 produced the all-zero output (low-order public key)");
+    return shared;
+  },
+  sha256: (data) => asUint8(createHash("sha256").update(data).digest()),
+  hmacSha256: (key, data) => asUint8(createHmac("sha256", key).update(data).digest()),
+  hkdf2(chainingKey, inputKeyMaterial) {
+    const okm = new Uint8Array(hkdfSync("sha256", inputKeyMaterial, chainingKey, EMPTY, 64));
+    return [okm.subarray(0, 32), okm.subarray(32, 64)];
+  },
+  aead: (cipher, key) => new NodeAead(cipher, key),
+  randomBytes: (length) => asUint8(randomBytes(length)),
+};
