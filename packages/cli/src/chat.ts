@@ -35,10 +35,17 @@ export async function runChat(client: ParleyClient, contact: string): Promise<vo
   });
   client.on("status", ({ id, status }) => {
     const m = client.store.getMessage(me, id);
-    if (m && m.chatId === directChatId(contact)) print(color(`  ${status === "read" ? color("✓✓", BLUE) : status === "delivered" ? "✓✓" : status === "sent" ? "✓" : status}  ${m.body ?? ""}`, DIM));
+    if (m && m.chatId === directChatId(contact))
+      print(
+        color(
+          `  ${status === "read" ? color("✓✓", BLUE) : status === "delivered" ? "✓✓" : status === "sent" ? "✓" : status}  ${m.body ?? ""}`,
+          DIM,
+        ),
+      );
   });
   client.on("typing", ({ user, state }) => {
-    if (user === contact) print(color(state === "composing" ? `${contact} is typing…` : `${contact} stopped typing`, DIM));
+    if (user === contact)
+      print(color(state === "composing" ? `${contact} is typing…` : `${contact} stopped typing`, DIM));
   });
   client.on("presence", ({ user, online, lastSeen }) => {
     if (user !== contact) return;

@@ -2,7 +2,14 @@
 // acts for one device profile (--profile / PARLEY_PROFILE) against one server
 // (--server / PARLEY_SERVER). Scriptable (--json, exit codes) and humane.
 import { parseArgs } from "node:util";
-import { ClientError, directChatId, isStoreError, openClient, type ParleyClient, type StoredMessage } from "@parley/client";
+import {
+  ClientError,
+  directChatId,
+  isStoreError,
+  openClient,
+  type ParleyClient,
+  type StoredMessage,
+} from "@parley/client";
 import { CONFIG_HELP, ConfigError, loadConfig, startServer } from "@parley/server";
 import { runChat } from "./chat.ts";
 
@@ -51,7 +58,13 @@ function out(common: Common, human: string, json: unknown): void {
   process.stdout.write(common.json ? `${JSON.stringify(json)}\n` : `${human}\n`);
 }
 
-const TICKS: Record<string, string> = { pending: "🕓", sent: "✓", delivered: "✓✓", read: "✓✓ (read)", failed: "✗ failed" };
+const TICKS: Record<string, string> = {
+  pending: "🕓",
+  sent: "✓",
+  delivered: "✓✓",
+  read: "✓✓ (read)",
+  failed: "✗ failed",
+};
 
 export function formatMessage(m: StoredMessage, me: string): string {
   const when = new Date(m.serverAt ?? m.sentAt).toISOString().replace("T", " ").slice(0, 19);
@@ -99,7 +112,8 @@ async function connect(client: ParleyClient): Promise<void> {
     await client.start();
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
-    if (/not-registered|unauthorized/.test(msg)) throw new CliError(EXIT.REFUSED, `the server refused this device: ${msg}`);
+    if (/not-registered|unauthorized/.test(msg))
+      throw new CliError(EXIT.REFUSED, `the server refused this device: ${msg}`);
     throw new CliError(EXIT.UNREACHABLE, `cannot reach the server: ${msg}`);
   }
 }
@@ -157,7 +171,8 @@ export async function main(argv: string[]): Promise<number> {
         try {
           r = await client.register(positionals[0]!, values.code ?? "");
         } catch (err) {
-          if (err instanceof ClientError && err.code === "ALREADY_REGISTERED") throw new CliError(EXIT.USAGE, err.message);
+          if (err instanceof ClientError && err.code === "ALREADY_REGISTERED")
+            throw new CliError(EXIT.USAGE, err.message);
           if (err instanceof ClientError) throw new CliError(EXIT.REFUSED, `registration refused: ${err.message}`);
           throw new CliError(EXIT.UNREACHABLE, `cannot reach the server: ${(err as Error).message}`);
         }
@@ -178,7 +193,10 @@ export async function main(argv: string[]): Promise<number> {
           const failed = client.store.getMessage(client.accountName!, id)?.status === "failed";
           if (failed) throw new CliError(EXIT.NOT_FOUND, `cannot send to ${to}: no such user`);
           if (err instanceof CliError && err.exitCode === EXIT.UNREACHABLE) {
-            throw new CliError(EXIT.UNREACHABLE, `${err.message}; message ${id} is queued and will be sent by the next parley command that connects`);
+            throw new CliError(
+              EXIT.UNREACHABLE,
+              `${err.message}; message ${id} is queued and will be sent by the next parley command that connects`,
+            );
           }
           throw err;
         }
@@ -213,7 +231,9 @@ export async function main(argv: string[]): Promise<number> {
       case "history": {
         need(1, "history <contact> [--limit N] [--json]");
         requireRegistered(client, common);
-        const page = client.store.history(directChatId(positionals[0]!), { limit: number(values.limit, "limit", 50) || 50 });
+        const page = client.store.history(directChatId(positionals[0]!), {
+          limit: number(values.limit, "limit", 50) || 50,
+        });
         const msgs = [...page.messages].reverse();
         if (common.json) out(common, "", msgs.map(messageJson));
         else for (const m of msgs) process.stdout.write(`${formatMessage(m, client.accountName!)}\n`);
@@ -223,8 +243,15 @@ export async function main(argv: string[]): Promise<number> {
         need(1, "search <text>");
         requireRegistered(client, common);
         const hits = client.store.search(positionals[0]!);
-        if (common.json) out(common, "", hits.map((h) => ({ ...messageJson(h.message), snippet: h.snippet })));
-        else for (const h of hits) process.stdout.write(`${h.message.chatId.slice(2)}  ${h.message.sender}: ${h.snippet}\n`);
+        if (common.json)
+          out(
+            common,
+            "",
+            hits.map((h) => ({ ...messageJson(h.message), snippet: h.snippet })),
+          );
+        else
+          for (const h of hits)
+            process.stdout.write(`${h.message.chatId.slice(2)}  ${h.message.sender}: ${h.snippet}\n`);
         return EXIT.OK;
       }
       case "safety-number": {
@@ -285,7 +312,11 @@ export async function run(argv: string[]): Promise<void> {
     if (err instanceof CliError) {
       process.stderr.write(`parley: ${err.message}\n`);
       process.exitCode = err.exitCode;
-    } else if (err instanceof Error && "code" in err && (err as { code: string }).code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
+    } else if (
+      err instanceof Error &&
+      "code" in err &&
+      (err as { code: string }).code === "ERR_PARSE_ARGS_UNKNOWN_OPTION"
+    ) {
       process.stderr.write(`parley: ${err.message}\n`);
       process.exitCode = EXIT.USAGE;
     } else {

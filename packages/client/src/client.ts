@@ -9,8 +9,8 @@
 import {
   createFingerprint,
   decryptMessage,
-  encryptMessage,
   encodePublicKey,
+  encryptMessage,
   generateIdentityKeyPair,
   generateKyberPreKey,
   generateKyberPreKeys,
@@ -19,9 +19,9 @@ import {
   generateSignedPreKey,
   getCrypto,
   isSignalError,
-  type PreKeyBundle as SignalBundle,
-  processPreKeyBundle,
   type ProtocolAddress,
+  processPreKeyBundle,
+  type PreKeyBundle as SignalBundle,
   type SignalStores,
   serializeKemPublicKey,
   serializeKyberPreKeyRecord,
@@ -29,26 +29,26 @@ import {
   serializeSignedPreKeyRecord,
 } from "@parley/signal";
 import {
-  type Address as WireAddress,
   type ChatState,
   type Connection,
   type ConnectOptions,
   type ConnectResult,
-  decodeServerHello,
-  decodeStanza,
   type DeliveryStanza,
   type DeviceCiphertext,
+  DICTIONARY_VERSION,
+  decodeServerHello,
+  decodeStanza,
   encodeClientHello,
   encodeStanza,
   type IqRequest,
   type IqResult,
   type NotificationStanza,
   PROTOCOL_VERSION,
-  DICTIONARY_VERSION,
-  type PreKeyBundle as WireBundle,
   type ReceiptStanza,
   type Stanza,
   type StaticKeyPair,
+  type Address as WireAddress,
+  type PreKeyBundle as WireBundle,
   WireContext,
 } from "@parley/wire";
 import { Emitter } from "./emitter.ts";
@@ -145,10 +145,15 @@ export class ParleyClient extends Emitter<ClientEvents> {
   private reconnectAttempt = 0;
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   private nextIqId = 1;
-  private readonly iqs = new Map<number, { resolve: (r: IqResult) => void; reject: (e: Error) => void; timer: ReturnType<typeof setTimeout> }>();
+  private readonly iqs = new Map<
+    number,
+    { resolve: (r: IqResult) => void; reject: (e: Error) => void; timer: ReturnType<typeof setTimeout> }
+  >();
   private readonly acks = new Map<string, PendingSend>();
   private readonly deviceCache = new Map<string, number[]>();
   private flushing = false;
+  /** Serializes encrypt+send (see sendEncrypted). */
+  private sendChain: Promise<unknown> = Promise.resolve();
   private flushAgain = false;
   /** Serializes stanza processing so decryption happens in queue order. */
   private inbound: Promise<void> = Promise.resolve();
@@ -161,8 +166,10 @@ export class ParleyClient extends Emitter<ClientEvents> {
     this.store = options.store;
     this.connectFn = options.connect;
     this.now = options.now ?? Date.now;
-    this.signal = signalStoresFor(options.store, options.identityChangePolicy ?? "accept-and-notify", (address, identityKey) =>
-      this.emit("identity-changed", { address, identityKey }),
+    this.signal = signalStoresFor(
+      options.store,
+      options.identityChangePolicy ?? "accept-and-notify",
+      (address, identityKey) => this.emit("identity-changed", { address, identityKey }),
     );
   }
 
@@ -192,8 +199,12 @@ export class ParleyClient extends Emitter<ClientEvents> {
    * verifies names, the server sends a code (to its log by default) and this resolves
    * `{ status: "code-sent" }`: call again with the code.
    */
-  async register(name: string, code = ""): Promise<{ status: "registered"; user: string; device: number } | { status: "code-sent" }> {
-    if (this.isRegistered) throw new ClientError("ALREADY_REGISTERED", `this profile is already registered as ${this.accountName}`);
+  async register(
+    name: string,
+    code = "",
+  ): Promise<{ status: "registered"; user: string; device: number } | { status: "code-sent" }> {
+    if (this.isRegistered)
+      throw new ClientError("ALREADY_REGISTERED", `this profile is already registered as ${this.accountName}`);
     const url = this.options.serverUrl ?? this.store.getMeta("serverUrl");
     if (!url) throw new ClientError("NO_SERVER", "no server URL given");
     const noise = this.pendingNoiseKey();
@@ -363,8 +374,23 @@ export class ParleyClient extends Emitter<ClientEvents> {
   private attachConnection(connection: Connection): void {
     this.connection = connection;
     this.ctx = new WireContext();
+    const ctx = this.ctx;
     connection.onStanza((bytes) => {
-      this.inbound = this.inbound.then(() => this.onBytes(bytes)).catch((err) => this.emit("error", { error: err }));
+      // Decode now, in arrival order (the name-interning context depends on it). Answers to our own
+      // requests are settled at once; everything else is processed one stanza at a time, in order.
+      let stanza: Stanza;
+      try {
+        stanza = decodeStanza(bytes, undefined, ctx);
+      } catch (err) {
+        this.emit("error", { error: err as Error });
+        connection.close(1002, "undecodable stanza from server");
+        return;
+      }
+      if (stanza.kind === "iq-result" || stanza.kind === "iq-error" || stanza.kind === "ack") {
+        this.settle(stanza);
+        return;
+      }
+      this.inbound = this.inbound.then(() => this.onStanza(stanza)).catch((err) => this.emit("error", { error: err }));
     });
     connection.onClose((code, reason) => {
       if (this.connection !== connection) return;
@@ -420,31 +446,30 @@ export class ParleyClient extends Emitter<ClientEvents> {
 
   // --------------------------------------------------------------- inbound
 
-  private async onBytes(bytes: Uint8Array): Promise<void> {
-    const stanza = decodeStanza(bytes, undefined, this.ctx);
+  /** Settles the promise of an iq or a sent message. */
+  private settle(stanza: Extract<Stanza, { kind: "iq-result" | "iq-error" | "ack" }>): void {
+    if (stanza.kind === "ack") {
+      const id = hex(stanza.id);
+      const p = this.acks.get(id);
+      if (!p) return;
+      this.acks.delete(id);
+      if (stanza.error) {
+        const e = new ClientError(stanza.error.code, stanza.error.text ?? stanza.error.code);
+        (e as ClientError & { devices?: unknown }).devices = stanza.error.devices;
+        p.reject(e);
+      } else p.resolve(stanza.timestamp);
+      return;
+    }
+    const p = this.iqs.get(stanza.id);
+    if (!p) return;
+    this.iqs.delete(stanza.id);
+    clearTimeout(p.timer);
+    if (stanza.kind === "iq-result") p.resolve(stanza.result);
+    else p.reject(new ClientError(stanza.error.code, stanza.error.text ?? stanza.error.code));
+  }
+
+  private async onStanza(stanza: Stanza): Promise<void> {
     switch (stanza.kind) {
-      case "iq-result":
-      case "iq-error": {
-        const p = this.iqs.get(stanza.id);
-        if (!p) return;
-        this.iqs.delete(stanza.id);
-        clearTimeout(p.timer);
-        if (stanza.kind === "iq-result") p.resolve(stanza.result);
-        else p.reject(new ClientError(stanza.error.code, stanza.error.text ?? stanza.error.code));
-        return;
-      }
-      case "ack": {
-        const id = hex(stanza.id);
-        const p = this.acks.get(id);
-        if (!p) return;
-        this.acks.delete(id);
-        if (stanza.error) {
-          const e = new ClientError(stanza.error.code, stanza.error.text ?? stanza.error.code);
-          (e as ClientError & { devices?: unknown }).devices = stanza.error.devices;
-          p.reject(e);
-        } else p.resolve(stanza.timestamp);
-        return;
-      }
       case "delivery":
         return this.onDelivery(stanza);
       case "receipt":
@@ -497,6 +522,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
       const reason = err instanceof Error ? err.message : String(err);
       const chatId = directChatId(d.to !== undefined && d.from.user === me ? d.to : d.from.user);
       this.store.insertPlaceholder({
+        // sentAt below is the server's time; the real message (after the retry) replaces this row by id.
         id: `ph:${d.from.user}:${d.from.device}:${id}`,
         chatId,
         sender: d.from.user,
@@ -518,6 +544,9 @@ export class ParleyClient extends Emitter<ClientEvents> {
       this.devack(d.seq);
       return;
     }
+    // A retry succeeded: the placeholder gives way to the real message (at its real place in history).
+    const placeholderId = `ph:${d.from.user}:${d.from.device}:${id}`;
+    if (this.store.getMessage(d.from.user, placeholderId)) this.store.deleteMessage(d.from.user, placeholderId);
     if (d.from.user === me && d.to !== undefined) {
       // A message we sent from another device: show it as ours in that chat.
       const chatId = directChatId(d.to);
@@ -572,14 +601,20 @@ export class ParleyClient extends Emitter<ClientEvents> {
     const ids = r.ids.map(hex);
     if (r.from) {
       if (r.type === "retry") {
-        await this.resendAfterRetry(r.from, ids);
+        // Not awaited: the resend waits for bundles and acks, which must not hold up later stanzas.
+        void this.resendAfterRetry(r.from, ids);
       } else {
         const me = this.accountName!;
         if (r.from.user === me && r.type === "read") {
           // Our other device read these: mark them read here too (read state syncs across devices).
           for (const id of ids) this.markIncomingRead(id);
         } else {
-          const changed = this.store.applyReceipt({ status: r.type, messageIds: ids, from: { name: r.from.user, deviceId: r.from.device }, at: r.timestamp * 1000 });
+          const changed = this.store.applyReceipt({
+            status: r.type,
+            messageIds: ids,
+            from: { name: r.from.user, deviceId: r.from.device },
+            at: r.timestamp * 1000,
+          });
           for (const id of changed) {
             const m = this.store.getMessage(me, id);
             if (m) this.emit("status", { id, status: m.status });
@@ -643,7 +678,8 @@ export class ParleyClient extends Emitter<ClientEvents> {
       const nextPre = this.store.getMeta("nextPreKeyId") ?? 1;
       const nextKyber = this.store.getMeta("nextKyberPreKeyId") ?? 2;
       const pre = counts.oneTime < PREKEY_REFILL_BELOW ? generatePreKeys(nextPre, batch) : [];
-      const kyber = counts.kyberOneTime < PREKEY_REFILL_BELOW ? generateKyberPreKeys(identity, nextKyber, kyberBatch) : [];
+      const kyber =
+        counts.kyberOneTime < PREKEY_REFILL_BELOW ? generateKyberPreKeys(identity, nextKyber, kyberBatch) : [];
       this.store.transaction(() => {
         for (const k of pre) this.store.savePreKey("prekey", k.id, serializePreKeyRecord(k));
         for (const k of kyber) this.store.savePreKey("kyber", k.id, serializeKyberPreKeyRecord(k));
@@ -751,8 +787,12 @@ export class ParleyClient extends Emitter<ClientEvents> {
                     this.store.markFailed(m.id, e.message);
                     this.emit("status", { id: m.id, status: "failed" });
                   } else {
-                    const backoff = Math.min(60_000, 1000 * 2 ** attempts) * (0.5 + Math.random() / 2);
-                    this.store.markAttemptFailed(m.id, this.now() + (e.code === "DISCONNECTED" ? 0 : backoff), e.message);
+                    const backoff = Math.round(Math.min(60_000, 1000 * 2 ** attempts) * (0.5 + Math.random() / 2));
+                    this.store.markAttemptFailed(
+                      m.id,
+                      this.now() + (e.code === "DISCONNECTED" ? 0 : backoff),
+                      e.message,
+                    );
                   }
                 },
               ),
@@ -791,37 +831,57 @@ export class ParleyClient extends Emitter<ClientEvents> {
     }
   }
 
-  /** Encrypts for every device of `to` and our other devices, sends, resolves with the server timestamp. */
-  private async sendEncrypted(to: string, id: string, text: string, sentAt: number, attempt = 0): Promise<number> {
+  /**
+   * Encrypts for every device of `to` and our other devices, sends, resolves with the server
+   * timestamp of the ack (first tick). Encryption and sending are serialized (ratchet state and
+   * queue order), the wait for acks is not, so several messages are in flight at once.
+   */
+  private sendEncrypted(to: string, id: string, text: string, sentAt: number, attempt = 0): Promise<number> {
+    const sent = this.sendChain.then(() => this.encryptAndSend(to, id, text, sentAt, attempt > 0));
+    this.sendChain = sent.catch(() => {});
+    return sent
+      .then(
+        (r) => r.ack,
+        (err) => Promise.reject(err),
+      )
+      .catch((err: unknown) => {
+        if (err instanceof ClientError && err.code === "device-mismatch" && attempt < 2) {
+          // Sesame: the server listed which devices we missed or addressed wrongly; refresh and retry.
+          const devices = (err as ClientError & { devices?: { user: string; extra: number[] }[] }).devices ?? [];
+          for (const d of devices) for (const x of d.extra) this.store.deleteSession({ name: d.user, deviceId: x });
+          return this.sendEncrypted(to, id, text, sentAt, attempt + 1);
+        }
+        throw err;
+      });
+  }
+
+  private async encryptAndSend(
+    to: string,
+    id: string,
+    text: string,
+    sentAt: number,
+    refresh: boolean,
+  ): Promise<{ ack: Promise<number> }> {
     const me = this.accountName!;
     const myDevice = this.deviceId!;
     const plaintext = encodeContent({ text, sentAt });
-    const peerDevices = await this.devicesOf(to, attempt > 0);
-    const ownDevices = to === me ? [] : (await this.devicesOf(me, attempt > 0)).filter((d) => d !== myDevice);
+    const peerDevices = (await this.devicesOf(to, refresh)).filter((d) => !(to === me && d === myDevice));
+    const ownDevices = to === me ? [] : (await this.devicesOf(me, refresh)).filter((d) => d !== myDevice);
+    await this.ensureSessions(to, peerDevices);
+    if (ownDevices.length > 0) await this.ensureSessions(me, ownDevices);
     const targets: WireAddress[] = [
-      ...peerDevices.filter((d) => !(to === me && d === myDevice)).map((d) => ({ user: to, device: d })),
+      ...peerDevices.map((d) => ({ user: to, device: d })),
       ...ownDevices.map((d) => ({ user: me, device: d })),
     ];
-    await this.ensureSessions(to, peerDevices.filter((d) => !(to === me && d === myDevice)));
-    if (ownDevices.length > 0) await this.ensureSessions(me, ownDevices);
     const enc: DeviceCiphertext[] = [];
     for (const t of targets) {
       const c = await encryptMessage({ name: t.user, deviceId: t.device }, plaintext, this.signal);
       enc.push({ to: t, type: c.type === "prekey" ? "pkmsg" : "msg", body: c.body });
     }
     const ack = new Promise<number>((resolve, reject) => this.acks.set(id, { id, resolve, reject }));
+    ack.catch(() => {}); // observed by the caller; avoid an unhandled rejection if it never looks
     this.sendStanza({ kind: "message", id: unhex(id), to, timestamp: Math.floor(sentAt / 1000), enc });
-    try {
-      return await ack;
-    } catch (err) {
-      if (err instanceof ClientError && err.code === "device-mismatch" && attempt < 2) {
-        // Sesame: the server listed which devices we missed or addressed wrongly; refresh and retry.
-        const devices = (err as ClientError & { devices?: { user: string; extra: number[] }[] }).devices ?? [];
-        for (const d of devices) for (const x of d.extra) this.store.deleteSession({ name: d.user, deviceId: x });
-        return this.sendEncrypted(to, id, text, sentAt, attempt + 1);
-      }
-      throw err;
-    }
+    return { ack };
   }
 
   // --------------------------------------------------------------- contacts
@@ -873,8 +933,10 @@ export class ParleyClient extends Emitter<ClientEvents> {
     const me = this.accountName!;
     const ours = this.store.getMeta("identityKeyPair");
     const theirs = this.store.getIdentity({ name: contact, deviceId: 1 });
-    if (!ours || !theirs) throw new ClientError("NO_IDENTITY", `no identity key known for ${contact}: exchange a message first`);
+    if (!ours || !theirs)
+      throw new ClientError("NO_IDENTITY", `no identity key known for ${contact}: exchange a message first`);
     const enc = new TextEncoder();
-    return createFingerprint(enc.encode(me), encodePublicKey(ours.slice(32)), enc.encode(contact), theirs.publicKey).displayable;
+    return createFingerprint(enc.encode(me), encodePublicKey(ours.slice(32)), enc.encode(contact), theirs.publicKey)
+      .displayable;
   }
 }

@@ -6,7 +6,10 @@ export class Emitter<Events extends { [K in keyof Events]: unknown }> {
 
   on<K extends keyof Events>(name: K, listener: Listener<Events[K]>): () => void {
     let set = this.listeners.get(name);
-    if (!set) this.listeners.set(name, (set = new Set()));
+    if (!set) {
+      set = new Set();
+      this.listeners.set(name, set);
+    }
     set.add(listener as Listener<never>);
     return () => set.delete(listener as Listener<never>);
   }

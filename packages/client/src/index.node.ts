@@ -1,8 +1,8 @@
 // Node entry of the Parley SDK: the browser-safe API plus the encrypted SQLite
 // profile store and the TCP/WebSocket transport.
 import { connect } from "@parley/wire";
-import { ParleyClient, type ClientOptions } from "./client.ts";
-import { openProfileStore, type OpenProfileStoreOptions } from "./store/index.node.ts";
+import { type ClientOptions, ParleyClient } from "./client.ts";
+import { type OpenProfileStoreOptions, openProfileStore } from "./store/index.node.ts";
 
 export * from "./index.ts";
 export * from "./store/index.node.ts";

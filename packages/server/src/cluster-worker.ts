@@ -31,7 +31,10 @@ const worker = await startWorker({
 process.on("message", (msg: unknown) => {
   if (typeof msg !== "object" || msg === null) return;
   if ("parleyMetricsCollect" in msg) {
-    process.send?.({ parleyMetricsSnapshot: (msg as { parleyMetricsCollect: number }).parleyMetricsCollect, snapshot: worker.metrics.snapshot() });
+    process.send?.({
+      parleyMetricsSnapshot: (msg as { parleyMetricsCollect: number }).parleyMetricsCollect,
+      snapshot: worker.metrics.snapshot(),
+    });
   } else if ("parleyMetricsResult" in msg) {
     const m = msg as { parleyMetricsResult: number; snapshots: MetricSnapshot[][]; workers: number };
     pending.get(m.parleyMetricsResult)?.({ snapshots: m.snapshots, workers: m.workers });

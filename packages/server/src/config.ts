@@ -143,5 +143,8 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
 }
 
 export const CONFIG_HELP = Object.entries(SPECS)
-  .map(([key, s]) => `  ${s.flag.padEnd(18)} ${s.env.padEnd(24)} default: ${String(defaultConfig()[key as keyof ServerConfig])}`)
+  .map(
+    ([key, s]) =>
+      `  ${s.flag.padEnd(18)} ${s.env.padEnd(24)} default: ${String(defaultConfig()[key as keyof ServerConfig])}`,
+  )
   .join("\n");

@@ -1,5 +1,5 @@
 export { type Clock, ManualClock, systemClock } from "./clock.ts";
-export { CONFIG_HELP, ConfigError, defaultConfig, loadConfig, type LogLevel, type ServerConfig } from "./config.ts";
+export { CONFIG_HELP, ConfigError, defaultConfig, type LogLevel, loadConfig, type ServerConfig } from "./config.ts";
 export { Gateway } from "./gateway/gateway.ts";
 export { Metrics } from "./metrics.ts";
 export { createLogger, type ServerHandle, type StartOptions, startServer } from "./server.ts";

@@ -62,13 +62,25 @@ export class Metrics {
   readonly messagesIn = new Counter("parley_messages_in_total", "Message stanzas accepted from senders");
   readonly envelopesQueued = new Counter("parley_envelopes_queued_total", "Per-device envelopes committed to queues");
   readonly envelopesPushed = new Counter("parley_envelopes_pushed_total", "Envelopes pushed to devices");
-  readonly envelopesAcked = new Counter("parley_envelopes_acked_total", "Envelopes acknowledged by devices and deleted");
+  readonly envelopesAcked = new Counter(
+    "parley_envelopes_acked_total",
+    "Envelopes acknowledged by devices and deleted",
+  );
   readonly receiptsRouted = new Counter("parley_receipts_routed_total", "Receipts routed to senders");
-  readonly stanzasRejected = new Counter("parley_stanzas_rejected_total", "Stanzas refused (malformed, stale devices, limits)");
+  readonly stanzasRejected = new Counter(
+    "parley_stanzas_rejected_total",
+    "Stanzas refused (malformed, stale devices, limits)",
+  );
   readonly disconnectsForAbuse = new Counter("parley_abuse_disconnects_total", "Connections closed for protocol abuse");
   readonly queueDepth = new Gauge("parley_queue_depth", "Envelopes waiting in device queues (sampled)");
-  readonly commitLatency = new Histogram("parley_commit_latency_ms", "Time from a send's arrival to its durable commit");
-  readonly deliveryLatency = new Histogram("parley_delivery_latency_ms", "Time from commit to the device's acknowledgement");
+  readonly commitLatency = new Histogram(
+    "parley_commit_latency_ms",
+    "Time from a send's arrival to its durable commit",
+  );
+  readonly deliveryLatency = new Histogram(
+    "parley_delivery_latency_ms",
+    "Time from commit to the device's acknowledgement",
+  );
 
   snapshot(): MetricSnapshot[] {
     return Object.values(this).map((m: Counter | Gauge | Histogram) => ({
@@ -87,7 +99,9 @@ export function mergeSnapshots(snapshots: MetricSnapshot[][]): MetricSnapshot[] 
     for (const m of snap) {
       const cur = merged.get(m.name);
       if (!cur) merged.set(m.name, { ...m, values: [...m.values] });
-      else m.values.forEach((v, i) => (cur.values[i] = (cur.values[i] ?? 0) + v));
+      else {
+        for (let i = 0; i < m.values.length; i++) cur.values[i] = (cur.values[i] ?? 0) + (m.values[i] ?? 0);
+      }
     }
   }
   return [...merged.values()];

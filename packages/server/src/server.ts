@@ -21,6 +21,8 @@ export interface ServerHandle {
   tcpPort: number;
   /** The server's static public key (clients pin it). */
   publicKey: Uint8Array;
+  /** Runs the purge of entries older than the retention now (it also runs at start and hourly). */
+  purgeNow(): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -43,14 +45,16 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   const serverKey = loadOrCreateServerKey(config.dataDir);
   // Opening the storage once here runs migrations before any worker races to do it.
   const storage = new SqliteStorage({ dataDir: config.dataDir, clock, retentionMs: config.retentionDays * 86_400_000 });
-  const purge = async () => {
-    try {
-      const n = await storage.purgeExpired(clock.now());
-      if (n > 0) log.info({ purged: n }, "purged undelivered messages past retention");
-    } catch (err) {
-      log.error({ err }, "purge failed");
-    }
+  const purgeNow = async () => {
+    const n = await storage.purgeExpired(clock.now());
+    if (n > 0) log.info({ purged: n }, "purged undelivered messages past retention");
+    return n;
   };
+  const purge = () =>
+    purgeNow().catch((err) => {
+      log.error({ err }, "purge failed");
+      return 0;
+    });
   await purge();
   const purgeTimer = setInterval(purge, PURGE_INTERVAL_MS);
   purgeTimer.unref();
@@ -69,6 +73,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       httpPort: worker.httpPort,
       tcpPort: worker.tcpPort,
       publicKey: serverKey.publicKey,
+      purgeNow,
       async close() {
         clearInterval(purgeTimer);
         await worker.close();
@@ -76,7 +81,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       },
     };
   }
-  return startCluster(config, log, serverKey.publicKey, async () => {
+  return startCluster(config, log, serverKey.publicKey, purgeNow, async () => {
     clearInterval(purgeTimer);
     await storage.close();
   });
@@ -104,6 +109,7 @@ async function startCluster(
   config: ServerConfig,
   log: Logger,
   publicKey: Uint8Array,
+  purgeNow: () => Promise<number>,
   closePrimary: () => Promise<void>,
 ): Promise<ServerHandle> {
   cluster.setupPrimary({ exec: workerEntry(), silent: false });
@@ -124,7 +130,8 @@ async function startCluster(
     if (!p) return;
     scrapes.delete(id);
     clearTimeout(p.timer);
-    if (p.from.isConnected()) p.from.send({ parleyMetricsResult: p.reqId, snapshots: p.snapshots, workers: live().length });
+    if (p.from.isConnected())
+      p.from.send({ parleyMetricsResult: p.reqId, snapshots: p.snapshots, workers: live().length });
   };
 
   const onMessage = (worker: Worker, msg: unknown) => {
@@ -173,12 +180,16 @@ async function startCluster(
 
   const ready = await Promise.all(Array.from({ length: config.workers }, fork));
   const { httpPort, tcpPort } = ready[0]!;
-  log.info({ http: httpPort, tcp: tcpPort, workers: config.workers, dataDir: config.dataDir }, "parley server listening");
+  log.info(
+    { http: httpPort, tcp: tcpPort, workers: config.workers, dataDir: config.dataDir },
+    "parley server listening",
+  );
 
   return {
     httpPort,
     tcpPort,
     publicKey,
+    purgeNow,
     async close() {
       shuttingDown = true;
       cluster.off("message", onMessage);

@@ -2,7 +2,7 @@
 // on /ws, /healthz, /metrics), a raw TCP transport listener, and the gateway
 // behind both. Under node:cluster the primary shares the listening sockets
 // between workers; with `workers: 0` this runs inside the calling process.
-import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from "node:http";
+import { createServer, type Server as HttpServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo, Server as TcpServer } from "node:net";
 import { attachWebSocketServer, createTcpServer, type ServerOptions } from "@parley/wire";
 import type { Logger } from "pino";
@@ -75,8 +75,7 @@ export async function startWorker(deps: WorkerDeps): Promise<WorkerHandle> {
     limits: { idleTimeoutMs: 0 },
   };
 
-  const collect =
-    deps.collectMetrics ?? (async () => ({ snapshots: [metrics.snapshot()], workers: 1 }));
+  const collect = deps.collectMetrics ?? (async () => ({ snapshots: [metrics.snapshot()], workers: 1 }));
   const http = createServer((req: IncomingMessage, res: ServerResponse) => {
     if (req.url === "/healthz") {
       res.writeHead(200, { "content-type": "application/json" });

@@ -84,7 +84,10 @@ export class Gateway {
   // ------------------------------------------------------------------ login
 
   /** The transport's authenticate callback: decides the login from the client's static key and hello. */
-  async authenticate(remoteStatic: Uint8Array, loginPayload: Uint8Array): Promise<{ loginResult: Uint8Array; context: LoginContext }> {
+  async authenticate(
+    remoteStatic: Uint8Array,
+    loginPayload: Uint8Array,
+  ): Promise<{ loginResult: Uint8Array; context: LoginContext }> {
     let hello: ClientHello;
     try {
       hello = decodeClientHello(loginPayload);
@@ -137,7 +140,10 @@ export class Gateway {
     if (old && old !== session) old.replaced();
     this.byDevice.set(key, session);
     let set = this.byUser.get(user);
-    if (!set) this.byUser.set(user, (set = new Set()));
+    if (!set) {
+      set = new Set();
+      this.byUser.set(user, set);
+    }
     set.add(session);
     this.metrics.connections.inc();
     this.router.publish({ type: "claim", user, device, owner: session.id });
@@ -184,7 +190,10 @@ export class Gateway {
       case "presence": {
         let devices = this.online.get(e.user);
         if (e.online) {
-          if (!devices) this.online.set(e.user, (devices = new Set()));
+          if (!devices) {
+            devices = new Set();
+            this.online.set(e.user, devices);
+          }
           const wasOnline = devices.size > 0;
           devices.add(e.device);
           if (!wasOnline) this.notifyWatchers(e.user, { kind: "presence", type: "available", from: e.user });
@@ -215,7 +224,10 @@ export class Gateway {
 
   watch(session: ClientSession, user: string): void {
     let set = this.watchers.get(user);
-    if (!set) this.watchers.set(user, (set = new Set()));
+    if (!set) {
+      set = new Set();
+      this.watchers.set(user, set);
+    }
     set.add(session);
   }
 
@@ -226,7 +238,12 @@ export class Gateway {
   /** Sends an ephemeral (never stored) stanza to every online device of `user`. */
   publishEphemeral(user: string, stanza: Stanza, exceptDevice?: number): void {
     const bytes = encodeStanza(stanza);
-    this.router.publish({ type: "ephemeral", user, stanza: bytes, ...(exceptDevice !== undefined ? { exceptDevice } : {}) });
+    this.router.publish({
+      type: "ephemeral",
+      user,
+      stanza: bytes,
+      ...(exceptDevice !== undefined ? { exceptDevice } : {}),
+    });
   }
 
   // ------------------------------------------------------------ store + wake

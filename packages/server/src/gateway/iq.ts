@@ -77,9 +77,12 @@ export async function handleIq(session: ClientSession, iq: IqStanza): Promise<vo
       return;
     }
     if (isStorageError(err)) {
-      const code = { NOT_FOUND: "not-found", CONFLICT: "conflict", INVALID_ARGUMENT: "bad-request", LIMIT_EXCEEDED: "too-large" }[
-        err.code as string
-      ];
+      const code = {
+        NOT_FOUND: "not-found",
+        CONFLICT: "conflict",
+        INVALID_ARGUMENT: "bad-request",
+        LIMIT_EXCEEDED: "too-large",
+      }[err.code as string];
       if (code) {
         session.send({ kind: "iq-error", id: iq.id, error: { code, text: err.message } });
         return;

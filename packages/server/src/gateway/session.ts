@@ -137,20 +137,26 @@ export class ClientSession {
 
   private onBytes(bytes: Uint8Array): void {
     if (this.closed) return;
-    if (!this.stanzaBucket.take()) return this.abuse(CloseCode.RATE_LIMITED, "rate limited: too many stanzas");
+    if (!this.stanzaBucket.take()) {
+      this.abuse(CloseCode.RATE_LIMITED, "rate limited: too many stanzas");
+      return;
+    }
     let stanza: Stanza;
     try {
       stanza = decodeStanza(bytes, { maxStanzaBytes: MAX_CLIENT_STANZA }, this.ctx);
     } catch (err) {
       const detail = err instanceof WireError ? `${err.code}: ${err.message}` : "undecodable stanza";
-      return this.abuse(CloseCode.PROTOCOL_VIOLATION, `malformed stanza (${detail})`.slice(0, 120));
+      this.abuse(CloseCode.PROTOCOL_VIOLATION, `malformed stanza (${detail})`.slice(0, 120));
+      return;
     }
     if (this.account === undefined && stanza.kind !== "iq") {
-      return this.abuse(CloseCode.PROTOCOL_VIOLATION, `not logged in: ${stanza.kind} before registration`);
+      this.abuse(CloseCode.PROTOCOL_VIOLATION, `not logged in: ${stanza.kind} before registration`);
+      return;
     }
     switch (stanza.kind) {
       case "message":
-        return this.onMessage(stanza);
+        this.onMessage(stanza);
+        return;
       case "devack":
         return void this.onDeviceAck(stanza).catch((err) => this.fail(err));
       case "receipt":
@@ -158,14 +164,19 @@ export class ClientSession {
       case "presence":
         return void this.onPresence(stanza).catch((err) => this.fail(err));
       case "chatstate":
-        return this.onChatState(stanza);
+        this.onChatState(stanza);
+        return;
       case "iq":
-        if (!this.iqBucket.take()) return this.abuse(CloseCode.RATE_LIMITED, "rate limited: too many requests");
+        if (!this.iqBucket.take()) {
+          this.abuse(CloseCode.RATE_LIMITED, "rate limited: too many requests");
+          return;
+        }
         return void handleIq(this, stanza).catch((err) => this.fail(err));
       case "node":
         return; // an extension this server does not know: skip it, as the protocol says
       default:
-        return this.abuse(CloseCode.PROTOCOL_VIOLATION, `a client may not send ${stanza.kind} stanzas`);
+        this.abuse(CloseCode.PROTOCOL_VIOLATION, `a client may not send ${stanza.kind} stanzas`);
+        return;
     }
   }
 
@@ -179,7 +190,8 @@ export class ClientSession {
 
   private onMessage(m: MessageStanza): void {
     if (++this.pendingSends > MAX_PENDING_SENDS) {
-      return this.abuse(CloseCode.RATE_LIMITED, "rate limited: too many unacknowledged sends");
+      this.abuse(CloseCode.RATE_LIMITED, "rate limited: too many unacknowledged sends");
+      return;
     }
     const arrived = performance.now();
     // Preparation runs in arrival order and ends by calling enqueue (which fixes the queue order);
@@ -197,7 +209,8 @@ export class ClientSession {
         commit = this.gateway.enqueueAndWake(prepared.items, prepared.names);
       } catch (err) {
         this.pendingSends--;
-        return this.fail(err);
+        this.fail(err);
+        return;
       }
       commit.then(
         () => {
@@ -247,7 +260,10 @@ export class ClientSession {
     const addressed = new Map<string, Set<number>>();
     for (const e of m.enc) {
       let set = addressed.get(e.to.user);
-      if (!set) addressed.set(e.to.user, (set = new Set()));
+      if (!set) {
+        set = new Set();
+        addressed.set(e.to.user, set);
+      }
       if (set.has(e.to.device)) return { error: this.errorAck(m, "bad-request", "a device is addressed twice") };
       set.add(e.to.device);
     }
@@ -321,7 +337,12 @@ export class ClientSession {
         if (entries.length < want) {
           if (!this.backlogDone) {
             this.backlogDone = true;
-            this.send({ kind: "notification", id: 0, timestamp: seconds(this.gateway.clock.now()), event: { type: "queue-empty" } });
+            this.send({
+              kind: "notification",
+              id: 0,
+              timestamp: seconds(this.gateway.clock.now()),
+              event: { type: "queue-empty" },
+            });
           }
           break;
         }
@@ -356,7 +377,10 @@ export class ClientSession {
     for (const e of acked) {
       if (e.senderAccountId === null || e.messageId === null) continue;
       let ids = bySender.get(e.senderAccountId);
-      if (!ids) bySender.set(e.senderAccountId, (ids = []));
+      if (!ids) {
+        ids = [];
+        bySender.set(e.senderAccountId, ids);
+      }
       ids.push(fromHex(e.messageId));
     }
     if (bySender.size > 0) {
@@ -379,7 +403,11 @@ export class ClientSession {
   }
 
   /** Queues `stanzas[i]` for every device of `accounts[i]` and wakes them. */
-  private async routeToAccounts(accounts: AccountId[], stanzas: Stanza[], only?: (account: AccountId, device: number) => boolean) {
+  private async routeToAccounts(
+    accounts: AccountId[],
+    stanzas: Stanza[],
+    only?: (account: AccountId, device: number) => boolean,
+  ) {
     const items: EnqueueItem[] = [];
     const names = new Map<AccountId, string>();
     for (let i = 0; i < accounts.length; i++) {
@@ -400,7 +428,8 @@ export class ClientSession {
 
   private async onReceipt(r: ReceiptStanza): Promise<void> {
     if (r.to === undefined || r.ids.length === 0) {
-      return this.abuse(CloseCode.PROTOCOL_VIOLATION, "a receipt needs a recipient and at least one id");
+      this.abuse(CloseCode.PROTOCOL_VIOLATION, "a receipt needs a recipient and at least one id");
+      return;
     }
     const target = await this.gateway.storage.getAccountByName(r.to.user);
     if (!target) return; // unknown user: nothing to route; receipts get no error answer
@@ -418,10 +447,14 @@ export class ClientSession {
     const accounts = [target.id];
     // Read state syncs across one's own devices: they get our read receipts too.
     if (r.type === "read" && target.id !== me) accounts.push(me);
-    await this.routeToAccounts(accounts, accounts.map(() => routed), (account, device) => {
-      if (account === me) return device !== this.device;
-      return targetDevice === undefined || device === targetDevice;
-    });
+    await this.routeToAccounts(
+      accounts,
+      accounts.map(() => routed),
+      (account, device) => {
+        if (account === me) return device !== this.device;
+        return targetDevice === undefined || device === targetDevice;
+      },
+    );
     this.gateway.metrics.receiptsRouted.inc();
   }
 
@@ -429,7 +462,10 @@ export class ClientSession {
 
   private async onPresence(p: PresenceStanza): Promise<void> {
     if (p.type === "available" || p.type === "unavailable") return; // online state follows the connection
-    if (p.to === undefined) return this.abuse(CloseCode.PROTOCOL_VIOLATION, "presence subscription without a target");
+    if (p.to === undefined) {
+      this.abuse(CloseCode.PROTOCOL_VIOLATION, "presence subscription without a target");
+      return;
+    }
     if (p.type === "unsubscribe") return this.gateway.unwatch(this, p.to);
     const target = await this.gateway.storage.getAccountByName(p.to);
     if (!target) return;
@@ -451,7 +487,10 @@ export class ClientSession {
   }
 
   private onChatState(c: ChatStateStanza): void {
-    if (c.to === undefined) return this.abuse(CloseCode.PROTOCOL_VIOLATION, "chat state without a recipient");
+    if (c.to === undefined) {
+      this.abuse(CloseCode.PROTOCOL_VIOLATION, "chat state without a recipient");
+      return;
+    }
     if (!this.typingBucket.take()) return; // typing storms are dropped, never queued
     if (c.to === this.user) return;
     this.gateway.publishEphemeral(c.to, { kind: "chatstate", state: c.state, from: this.user! });

@@ -38,7 +38,13 @@ function fromWire(w: WireEvent): RouteEvent | null {
         ...(w.exceptDevice !== undefined ? { exceptDevice: w.exceptDevice } : {}),
       };
     case "presence":
-      return { type: "presence", user: w.user, device: w.device ?? 0, online: w.online ?? false, lastSeen: w.lastSeen ?? 0 };
+      return {
+        type: "presence",
+        user: w.user,
+        device: w.device ?? 0,
+        online: w.online ?? false,
+        lastSeen: w.lastSeen ?? 0,
+      };
     default:
       return null;
   }

@@ -1,0 +1,159 @@
+// Delivery guarantees end to end: offline queues, a server killed with -9, the
+// client outbox across restarts, and session repair after a decryption failure.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { directChatId, openClient } from "@parley/client";
+import { SqliteStorage } from "@parley/server";
+import { freePort, newUser, startServerProcess, startTestServer, tempDir, waitFor } from "./helpers.ts";
+
+describe("delivery guarantees", () => {
+  it("queues 1,000 messages for an offline device and delivers them in order, exactly once", async () => {
+    const env = await startTestServer();
+    const alice = await newUser("alice", env.url);
+    const bob = await newUser("bob", env.url);
+    try {
+      await alice.sendText("bob", "warm-up"); // establishes the session while Bob is online
+      await waitFor(() => bob.store.countMessages(directChatId("alice")) === 1, 15_000, "warm-up");
+      await bob.stop();
+      const texts = Array.from({ length: 1000 }, (_, i) => `offline message ${i}`);
+      const ids = texts.map((t) => alice.queueText("bob", t));
+      await Promise.all(ids.map((id) => alice.waitForStatus(id, "sent", 120_000)));
+
+      const received: string[] = [];
+      bob.on("message", (e) => received.push(e.message.body ?? ""));
+      const drained = new Promise<void>((r) => bob.once("queue-empty", () => r()));
+      await bob.start();
+      await drained;
+      await waitFor(() => received.length >= 1000, 60_000, "all 1,000 received");
+      assert.deepEqual(received, texts, "in order, exactly once");
+      assert.equal(bob.store.countMessages(directChatId("alice")), 1001);
+      // Nothing stays on the server after delivery.
+      await waitFor(async () => true, 100);
+      const storage = new SqliteStorage({ dataDir: env.dataDir });
+      try {
+        const account = await storage.getAccountByName("bob");
+        await waitFor(() => true);
+        let depth = -1;
+        for (let i = 0; i < 50 && depth !== 0; i++) {
+          depth = await storage.depth(account!.id, 1);
+          if (depth !== 0) await new Promise((r) => setTimeout(r, 100));
+        }
+        assert.equal(depth, 0, "Bob's queue is empty");
+      } finally {
+        await storage.close();
+      }
+      await Promise.all(ids.map((id) => alice.waitForStatus(id, "delivered", 60_000)));
+    } finally {
+      await alice.stop();
+      await bob.stop();
+      await env.stop();
+    }
+  });
+
+  it("after kill -9 of the server, every message that got a first tick is delivered, without duplicates", async () => {
+    const dataDir = tempDir("kill9");
+    const port = await freePort();
+    const tcpPort = await freePort();
+    let server = await startServerProcess({ dataDir, port, tcpPort, workers: 2 });
+    const alice = await newUser("alice", server.url);
+    const bob = await newUser("bob", server.url);
+    try {
+      await bob.stop();
+      const texts = Array.from({ length: 300 }, (_, i) => `kill test ${i}`);
+      const ids: string[] = [];
+      const ticked = new Set<string>();
+      alice.on("status", (e) => {
+        if (e.status === "sent") ticked.add(e.id);
+      });
+      for (const t of texts) ids.push(alice.queueText("bob", t));
+      await waitFor(() => ticked.size >= 50, 60_000, "some first ticks");
+      await server.kill9();
+      const tickedAtKill = new Set(ticked);
+      assert.ok(tickedAtKill.size >= 50);
+
+      server = await startServerProcess({ dataDir, port, tcpPort, workers: 2 });
+      // Alice reconnects by herself and sends what had no tick yet.
+      await Promise.all(ids.map((id) => alice.waitForStatus(id, "sent", 120_000)));
+      const received = new Map<string, number>();
+      bob.on("message", (e) => received.set(e.message.body ?? "", (received.get(e.message.body ?? "") ?? 0) + 1));
+      await bob.start();
+      await waitFor(() => received.size >= texts.length, 60_000, "all messages at Bob");
+      for (const id of tickedAtKill) {
+        const m = alice.store.getMessage("alice", id);
+        assert.ok(m && received.has(m.body ?? ""), `ticked message ${id} delivered`);
+      }
+      const history = bob.store.history(directChatId("alice"), { limit: 1000 }).messages;
+      assert.equal(history.length, texts.length, "no duplicates in Bob's history");
+      assert.equal(new Set(history.map((m) => m.id)).size, texts.length);
+    } finally {
+      await alice.stop();
+      await bob.stop();
+      await server.stop();
+    }
+  });
+
+  it("delivers messages written while the server was down, also across a client restart", async () => {
+    const dataDir = tempDir("outbox");
+    const port = await freePort();
+    const tcpPort = await freePort();
+    let server = await startServerProcess({ dataDir, port, tcpPort, workers: 1 });
+    const aliceDir = tempDir("alice-outbox");
+    let alice = await newUser("alice", server.url, aliceDir);
+    const bob = await newUser("bob", server.url);
+    await server.stop();
+    try {
+      const first = ["written offline 1", "written offline 2"].map((t) => alice.queueText("bob", t));
+      await alice.stop();
+      alice.store.close();
+      // A new process would open the same profile: the outbox is in the encrypted file.
+      alice = await openClient({ dir: aliceDir });
+      const second = alice.queueText("bob", "written offline 3 after restart");
+      assert.equal(alice.store.outboxSize(), 3);
+
+      server = await startServerProcess({ dataDir, port, tcpPort, workers: 1 });
+      await alice.start();
+      for (const id of [...first, second]) await alice.waitForStatus(id, "sent", 60_000);
+      const received: string[] = [];
+      bob.on("message", (e) => received.push(e.message.body ?? ""));
+      await bob.start().catch(() => bob.waitConnected());
+      await waitFor(() => received.length === 3, 30_000, "outbox delivered");
+      assert.deepEqual(received, ["written offline 1", "written offline 2", "written offline 3 after restart"]);
+    } finally {
+      await alice.stop();
+      await bob.stop();
+      await server.stop();
+    }
+  });
+
+  it("repairs a broken session: placeholder, one retry receipt, resend, then the real message", async () => {
+    const env = await startTestServer();
+    const alice = await newUser("alice", env.url);
+    const bob = await newUser("bob", env.url);
+    try {
+      await alice.sendText("bob", "before the break");
+      await waitFor(() => bob.store.countMessages(directChatId("alice")) === 1, 15_000, "first message");
+      // Bob loses his session (e.g. restored an old backup): Alice's next message cannot be decrypted.
+      bob.store.deleteSession({ name: "alice", deviceId: 1 });
+      const failures: string[] = [];
+      bob.on("decrypt-failed", (e) => failures.push(e.id));
+      const id = await alice.sendText("bob", "after the break");
+      await waitFor(() => failures.length === 1, 15_000, "decrypt failure");
+      await waitFor(
+        () => bob.store.history(directChatId("alice")).messages.some((m) => m.body === "after the break"),
+        20_000,
+        "message after repair",
+      );
+      const history = bob.store.history(directChatId("alice")).messages;
+      assert.equal(history.filter((m) => m.kind === "placeholder").length, 0, "placeholder replaced");
+      assert.equal(failures.length, 1, "no error storm");
+      await alice.waitForStatus(id, "delivered");
+      // The repaired session keeps working both ways.
+      await bob.sendText("alice", "works again");
+      await waitFor(() => alice.store.countMessages(directChatId("bob")) === 3, 15_000, "reply");
+    } finally {
+      await alice.stop();
+      await bob.stop();
+      await env.stop();
+    }
+  });
+});
