@@ -250,7 +250,9 @@ export interface ServerStorage {
   fetch(accountId: AccountId, deviceId: DeviceId, afterSeq: QueueSeq, limit: number): Promise<QueueEntry[]>;
   /**
    * Deletes the given entries of that device's queue; returns those that existed (unknown or
-   * already-acked seqs, or seqs of another device's queue, are ignored). Group-committed like enqueue.
+   * already-acked seqs, or seqs of another device's queue, are ignored). Group-committed like enqueue,
+   * but need not be fsynced: an ack lost to a power cut only makes the entry come again, and devices
+   * dedupe by message id.
    */
   ack(accountId: AccountId, deviceId: DeviceId, seqs: QueueSeq[]): Promise<AckedEntry[]>;
   depth(accountId: AccountId, deviceId: DeviceId): Promise<number>;

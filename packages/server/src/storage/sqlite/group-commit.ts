@@ -2,6 +2,8 @@ import type Database from "better-sqlite3";
 
 interface PendingWrite {
   work: () => unknown;
+  /** Must survive power loss once resolved (fsync). False for writes whose loss is harmless. */
+  durable: boolean;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
 }
@@ -14,6 +16,10 @@ interface PendingWrite {
  * Each write runs inside its own savepoint, so one failing write (e.g. an enqueue to a removed
  * device) is rolled back alone and rejects alone, while the rest of the batch commits.
  *
+ * A batch made only of non-durable writes (queue acks: losing one merely redelivers an entry the
+ * client dedupes) commits with synchronous=NORMAL: written to the WAL, safe against a process
+ * crash, without the fsync. Any durable write in the batch makes the whole commit synchronous=FULL.
+ *
  * The batch flushes on setImmediate, i.e. after the current turn's I/O callbacks have all had a
  * chance to add to it. The transaction is BEGIN IMMEDIATE: it takes the file's write lock up
  * front, so several processes sharing the file serialize cleanly (waiting up to busy_timeout)
@@ -25,11 +31,20 @@ export class GroupCommitter {
   private batches = 0;
   private writes = 0;
   private readonly runBatch: (writes: PendingWrite[]) => unknown[];
+  private readonly setSynchronous: (full: boolean) => void;
+  private synchronousFull = true;
 
   constructor(
     db: Database.Database,
     private readonly mapError: (error: unknown) => unknown,
   ) {
+    const full = db.prepare("PRAGMA synchronous = FULL");
+    const normal = db.prepare("PRAGMA synchronous = NORMAL");
+    this.setSynchronous = (wantFull) => {
+      if (wantFull === this.synchronousFull) return;
+      (wantFull ? full : normal).run();
+      this.synchronousFull = wantFull;
+    };
     // better-sqlite3 turns a transaction function called inside another into a SAVEPOINT.
     const one = db.transaction((write: PendingWrite) => write.work());
     const batch = db.transaction((writes: PendingWrite[]) =>
@@ -45,9 +60,9 @@ export class GroupCommitter {
   }
 
   /** Queues `work` for the current turn's transaction; resolves with its result after the commit. */
-  write<T>(work: () => T): Promise<T> {
+  write<T>(work: () => T, durable = true): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.pending.push({ work, resolve: resolve as (value: unknown) => void, reject });
+      this.pending.push({ work, durable, resolve: resolve as (value: unknown) => void, reject });
       if (!this.scheduled) {
         this.scheduled = true;
         setImmediate(() => this.flush());
@@ -65,6 +80,7 @@ export class GroupCommitter {
     this.writes += writes.length;
     let outcomes: unknown[];
     try {
+      this.setSynchronous(writes.some((w) => w.durable));
       outcomes = this.runBatch(writes);
     } catch (error) {
       // BEGIN or COMMIT failed (busy past the timeout, I/O error): nothing of the batch is durable.
