@@ -12,6 +12,11 @@ if (!config) {
   process.exit(2);
 }
 const log = createLogger(config);
+// When the whole process group is signalled at once the primary may be gone before we finish
+// closing: IPC writes then fail with EPIPE, which must not crash an orderly shutdown.
+process.on("error", (err: NodeJS.ErrnoException) => {
+  if (err.code !== "EPIPE" && err.code !== "ERR_IPC_CHANNEL_CLOSED") log.error({ err }, "worker process error");
+});
 const pending = new Map<number, (r: { snapshots: MetricSnapshot[][]; workers: number }) => void>();
 let nextReq = 1;
 

@@ -24,6 +24,10 @@ export interface ServerConfig {
   retentionDays: number;
   /** Highest number of unacknowledged pushes per connection. */
   deliveryWindow: number;
+  /** Largest media blob the content store accepts, in bytes (default 100 MiB); beyond: 413. */
+  mediaMaxBytes?: number;
+  /** Media blobs older than this are deleted (default 30). */
+  mediaRetentionDays?: number;
 }
 
 export class ConfigError extends Error {
@@ -90,6 +94,12 @@ const SPECS: Record<keyof ServerConfig, Spec> = {
   workers: { flag: "--workers", env: "PARLEY_WORKERS", parse: integer(0, 64) },
   retentionDays: { flag: "--retention-days", env: "PARLEY_RETENTION_DAYS", parse: integer(1, 3650) },
   deliveryWindow: { flag: "--delivery-window", env: "PARLEY_DELIVERY_WINDOW", parse: integer(1, 10_000) },
+  mediaMaxBytes: { flag: "--media-max-bytes", env: "PARLEY_MEDIA_MAX_BYTES", parse: integer(1, 2 ** 50) },
+  mediaRetentionDays: {
+    flag: "--media-retention-days",
+    env: "PARLEY_MEDIA_RETENTION_DAYS",
+    parse: integer(1, 3650),
+  },
 };
 
 export function defaultConfig(): ServerConfig {
@@ -104,6 +114,8 @@ export function defaultConfig(): ServerConfig {
     workers: Math.max(2, availableParallelism()),
     retentionDays: 30,
     deliveryWindow: 256,
+    mediaMaxBytes: 100 * 1024 * 1024,
+    mediaRetentionDays: 30,
   };
 }
 

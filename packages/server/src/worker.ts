@@ -10,6 +10,7 @@ import type { WebSocketServer } from "ws";
 import { type Clock, systemClock } from "./clock.ts";
 import type { ServerConfig } from "./config.ts";
 import { Gateway, type LoginContext } from "./gateway/gateway.ts";
+import { createMediaService, isMediaPath } from "./media/index.ts";
 import { type MetricSnapshot, Metrics, mergeSnapshots, renderPrometheus } from "./metrics.ts";
 import type { Router } from "./routing/types.ts";
 import type { ServerKeyPair } from "./server-key.ts";
@@ -75,6 +76,7 @@ export async function startWorker(deps: WorkerDeps): Promise<WorkerHandle> {
     limits: { idleTimeoutMs: 0 },
   };
 
+  const media = createMediaService({ config, storage, clock, log });
   const collect = deps.collectMetrics ?? (async () => ({ snapshots: [metrics.snapshot()], workers: 1 }));
   const http = createServer((req: IncomingMessage, res: ServerResponse) => {
     if (req.url === "/healthz") {
@@ -82,11 +84,16 @@ export async function startWorker(deps: WorkerDeps): Promise<WorkerHandle> {
       res.end(JSON.stringify({ status: "ok", pid: process.pid, connections: gateway.sessionCount() }));
       return;
     }
+    if (isMediaPath(req.url)) return media.handle(req, res);
     if (req.url === "/metrics") {
       collect()
-        .then(({ snapshots, workers }) => {
+        .then(async ({ snapshots, workers }) => {
+          const merged = mergeSnapshots(snapshots);
+          // Queue depth is global (one database), so it is sampled here once, not summed over workers.
+          const depth = merged.find((m) => m.name === metrics.queueDepth.name);
+          if (depth) depth.values = [await storage.totalDepth()];
           res.writeHead(200, { "content-type": "text/plain; version=0.0.4" });
-          res.end(renderPrometheus(mergeSnapshots(snapshots), workers));
+          res.end(renderPrometheus(merged, workers));
         })
         .catch((err) => {
           log.error({ err }, "metrics collection failed");
@@ -114,6 +121,7 @@ export async function startWorker(deps: WorkerDeps): Promise<WorkerHandle> {
         tcp ? new Promise<void>((r) => tcp.close(() => r())) : Promise.resolve(),
       ]);
       gateway.closeAll("server shutting down");
+      media.close();
       await new Promise((r) => setTimeout(r, 50)); // let the close records leave
       wss.close();
       http.closeAllConnections();

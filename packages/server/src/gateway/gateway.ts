@@ -175,7 +175,11 @@ export class Gateway {
   private onRouteEvent(e: RouteEvent): void {
     switch (e.type) {
       case "wake":
-        this.byDevice.get(deviceKey(e.user, e.device))?.pump();
+        this.byDevice.get(deviceKey(e.user, e.device))?.wake();
+        break;
+      case "devices":
+        this.deviceIdCache.delete(e.accountId);
+        this.accountCache.delete(e.user);
         break;
       case "claim": {
         const s = this.byDevice.get(deviceKey(e.user, e.device));
@@ -248,20 +252,66 @@ export class Gateway {
 
   // ------------------------------------------------------------ store + wake
 
-  /** Commits envelopes to device queues (durable on return), then wakes the devices' workers. */
-  async enqueueAndWake(items: EnqueueItem[], names: Map<AccountId, string>): Promise<number[]> {
+  /**
+   * Commits envelopes to device queues (durable on return), then delivers: a recipient connected to
+   * this worker gets the entry pushed straight from memory (`stanzas[i]` is item i's stanza);
+   * any other device's worker is woken through the router and reads its queue.
+   */
+  async enqueueAndWake(items: EnqueueItem[], names: Map<AccountId, string>, stanzas?: Stanza[]): Promise<number[]> {
     const seqs = await this.storage.enqueue(items);
     this.metrics.envelopesQueued.inc(items.length);
+    const createdAt = this.clock.now();
     const woken = new Set<string>();
-    for (const it of items) {
+    items.forEach((it, i) => {
       const user = names.get(it.accountId);
-      if (user === undefined) continue;
+      if (user === undefined) return;
       const k = deviceKey(user, it.deviceId);
-      if (woken.has(k)) continue;
+      const local = this.byDevice.get(k);
+      if (local && stanzas?.[i] && !woken.has(k)) {
+        local.deliver(seqs[i]!, stanzas[i]!, createdAt);
+        return;
+      }
+      if (woken.has(k)) return;
       woken.add(k);
-      this.router.publish({ type: "wake", user, device: it.deviceId });
-    }
+      if (local) local.wake();
+      else this.router.publish({ type: "wake", user, device: it.deviceId });
+    });
     return seqs;
+  }
+
+  // ------------------------------------------------------------------ caches
+
+  /** Accounts by name (id and name never change; deletion is announced as a "devices" event). */
+  private readonly accountCache = new Map<string, { id: AccountId; name: string }>();
+  /** Device ids by account, dropped on every "devices" event. */
+  private readonly deviceIdCache = new Map<AccountId, number[]>();
+
+  async accountByName(name: string): Promise<{ id: AccountId; name: string } | null> {
+    const hit = this.accountCache.get(name);
+    if (hit) return hit;
+    const a = await this.storage.getAccountByName(name);
+    if (!a) return null;
+    if (this.accountCache.size > 100_000) this.accountCache.clear();
+    const entry = { id: a.id, name: a.name };
+    this.accountCache.set(name, entry);
+    if (a.name !== name) this.accountCache.set(a.name, entry);
+    return entry;
+  }
+
+  async deviceIds(accountId: AccountId): Promise<number[]> {
+    const hit = this.deviceIdCache.get(accountId);
+    if (hit) return hit;
+    const ids = (await this.storage.listDevices(accountId)).map((d) => d.deviceId);
+    if (this.deviceIdCache.size > 100_000) this.deviceIdCache.clear();
+    this.deviceIdCache.set(accountId, ids);
+    return ids;
+  }
+
+  /** Tells every worker that an account's devices changed (call after the storage write). */
+  devicesChanged(accountId: AccountId, user: string): void {
+    this.deviceIdCache.delete(accountId);
+    this.accountCache.delete(user);
+    this.router.publish({ type: "devices", accountId, user });
   }
 
   /** Account name for an id, cached (names never change). */

@@ -47,8 +47,16 @@ export class ClientSession {
   private closed = false;
 
   // Delivery state: entries pushed and not yet acknowledged, and where the next fetch starts.
-  private readonly inflight = new Set<number>();
-  private lastPushedSeq = 0;
+  /** Pushed, unacknowledged entries: seq → when the entry was committed (for the delivery latency). */
+  private readonly inflight = new Map<number, number>();
+  /**
+   * Queue reads resume after this seq. It only advances through entries a fetch has seen, never
+   * through entries pushed straight from memory: another worker may commit a lower seq for this
+   * device whose wake is still on its way, and the next fetch must not skip it.
+   */
+  private fetchWatermark = 0;
+  /** The queue may hold entries this connection has not pushed yet. */
+  private needsFetch = true;
   private pumping = false;
   private pumpAgain = false;
   private backlogDone = false;
@@ -73,6 +81,7 @@ export class ClientSession {
       this.passive = false;
     }
     connection.onStanza((bytes) => this.onBytes(bytes));
+    connection.onDrain(() => this.pump()); // pushes paused at the high-water mark resume here (needsFetch is set)
     connection.onClose((code, reason) => {
       this.closed = true;
       this.gateway.log.debug({ session: this.id, user: this.user, code, reason }, "connection closed");
@@ -206,7 +215,7 @@ export class ClientSession {
           this.send(prepared.error);
           return;
         }
-        commit = this.gateway.enqueueAndWake(prepared.items, prepared.names);
+        commit = this.gateway.enqueueAndWake(prepared.items, prepared.names, prepared.stanzas);
       } catch (err) {
         this.pendingSends--;
         this.fail(err);
@@ -241,19 +250,19 @@ export class ClientSession {
 
   private async prepareMessage(
     m: MessageStanza,
-  ): Promise<{ error: AckStanza } | { items: EnqueueItem[]; names: Map<AccountId, string> }> {
+  ): Promise<{ error: AckStanza } | { items: EnqueueItem[]; names: Map<AccountId, string>; stanzas: Stanza[] }> {
     const me = this.account!;
     const myDevice = this.device!;
     if (m.group !== undefined || m.to === undefined) {
       return { error: this.errorAck(m, "bad-request", "group messages are not supported yet") };
     }
-    const peer = m.to === me.name ? me : await this.gateway.storage.getAccountByName(m.to);
+    const peer = m.to === me.name ? me : await this.gateway.accountByName(m.to);
     if (!peer) return { error: this.errorAck(m, "not-found", `no account named ${m.to}`) };
 
     // Sesame: the sender must address exactly every device of the peer and its own other devices.
     const expected = new Map<string, Set<number>>();
-    expected.set(peer.name, new Set((await this.gateway.storage.listDevices(peer.id)).map((d) => d.deviceId)));
-    const own = (await this.gateway.storage.listDevices(me.id)).map((d) => d.deviceId).filter((d) => d !== myDevice);
+    expected.set(peer.name, new Set(await this.gateway.deviceIds(peer.id)));
+    const own = (await this.gateway.deviceIds(me.id)).filter((d) => d !== myDevice);
     if (peer.id === me.id) expected.get(me.name)!.delete(myDevice);
     else expected.set(me.name, new Set(own));
 
@@ -286,6 +295,7 @@ export class ClientSession {
       [peer.id, peer.name],
       [me.id, me.name],
     ]);
+    const stanzas: Stanza[] = [];
     const items: EnqueueItem[] = m.enc.map((e) => {
       const ownCopy = e.to.user === me.name && peer.id !== me.id;
       const delivery: DeliveryStanza = {
@@ -298,6 +308,7 @@ export class ClientSession {
         type: e.type,
         body: e.body,
       };
+      stanzas.push(delivery);
       return {
         accountId: ownCopy ? me.id : peer.id,
         deviceId: e.to.device,
@@ -306,14 +317,35 @@ export class ClientSession {
         ...(ownCopy ? {} : { senderAccountId: me.id, senderDeviceId: myDevice, messageId }),
       };
     });
-    return { items, names };
+    return { items, names, stanzas };
   }
 
   // -------------------------------------------------------------- delivery
 
+  /** The queue got entries this worker did not see committed (another worker's, or a backlog). */
+  wake(): void {
+    this.needsFetch = true;
+    this.pump();
+  }
+
+  /**
+   * Delivers a just-committed entry of this device from memory. Only when the connection is caught
+   * up (no backlog, nothing fetching, window open); otherwise the entry is read from the queue in
+   * order by the next fetch.
+   */
+  deliver(seq: number, stanza: Stanza, createdAt: number): void {
+    if (this.closed || this.passive || this.account === undefined) return;
+    const window = this.gateway.config.deliveryWindow;
+    if (!this.backlogDone || this.needsFetch || this.pumping || this.inflight.size >= window || !this.connection.writable) {
+      this.wake();
+      return;
+    }
+    this.pushStanza(seq, stanza, createdAt);
+  }
+
   /** Pushes queued entries, oldest first, keeping at most `deliveryWindow` unacknowledged. */
   pump(): void {
-    if (this.closed || this.account === undefined || this.passive) return;
+    if (this.closed || this.account === undefined || this.passive || !this.needsFetch) return;
     if (this.pumping) {
       this.pumpAgain = true;
       return;
@@ -330,28 +362,43 @@ export class ClientSession {
     const window = this.gateway.config.deliveryWindow;
     do {
       this.pumpAgain = false;
-      while (!this.closed && this.inflight.size < window && this.connection.writable) {
-        const want = window - this.inflight.size;
-        const entries = await this.gateway.storage.fetch(this.account!.id, this.device!, this.lastPushedSeq, want);
-        for (const e of entries) this.push(e);
-        if (entries.length < want) {
-          if (!this.backlogDone) {
-            this.backlogDone = true;
-            this.send({
-              kind: "notification",
-              id: 0,
-              timestamp: seconds(this.gateway.clock.now()),
-              event: { type: "queue-empty" },
-            });
+      while (!this.closed && this.needsFetch && this.inflight.size < window && this.connection.writable) {
+        this.needsFetch = false;
+        // Entries already in flight come back from the read too (they stay queued until acked): skip them.
+        const limit = window + this.inflight.size;
+        const entries = await this.gateway.storage.fetch(this.account!.id, this.device!, this.fetchWatermark, limit);
+        let i = 0;
+        for (; i < entries.length; i++) {
+          const e = entries[i]!;
+          if (this.inflight.has(e.seq)) {
+            this.fetchWatermark = e.seq;
+            continue;
           }
-          break;
+          // Stop at the window or the transport's high-water mark instead of queueing everything: a
+          // window of large envelopes would overflow the transport's hard cap and cut off a healthy
+          // device as a slow consumer. The rest is read again on ack or drain.
+          if (this.inflight.size >= window || !this.connection.writable) break;
+          this.fetchWatermark = e.seq;
+          this.push(e);
+        }
+        if (i < entries.length || entries.length === limit) {
+          this.needsFetch = true;
+          continue;
+        }
+        if (!this.backlogDone) {
+          this.backlogDone = true;
+          this.send({
+            kind: "notification",
+            id: 0,
+            timestamp: seconds(this.gateway.clock.now()),
+            event: { type: "queue-empty" },
+          });
         }
       }
     } while (this.pumpAgain && !this.closed);
   }
 
   private push(entry: QueueEntry): void {
-    this.lastPushedSeq = Math.max(this.lastPushedSeq, entry.seq);
     let stanza: Stanza;
     try {
       stanza = decodeStanza(entry.envelope);
@@ -360,16 +407,26 @@ export class ClientSession {
       this.gateway.log.error({ err, seq: entry.seq }, "undecodable queue entry");
       return;
     }
-    if (stanza.kind === "delivery" || stanza.kind === "receipt") stanza = { ...stanza, seq: entry.seq };
-    else if (stanza.kind === "notification") stanza = { ...stanza, id: entry.seq };
-    this.inflight.add(entry.seq);
+    this.pushStanza(entry.seq, stanza, entry.createdAt);
+  }
+
+  private pushStanza(seq: number, stanza: Stanza, createdAt: number): void {
+    let out = stanza;
+    if (out.kind === "delivery" || out.kind === "receipt") out = { ...out, seq };
+    else if (out.kind === "notification") out = { ...out, id: seq };
+    this.inflight.set(seq, createdAt);
     this.gateway.metrics.envelopesPushed.inc();
-    this.send(stanza);
+    this.send(out);
   }
 
   private async onDeviceAck(a: DeviceAckStanza): Promise<void> {
     if (a.seqs.length === 0) return;
     const acked = await this.gateway.storage.ack(this.account!.id, this.device!, a.seqs);
+    const now = this.gateway.clock.now();
+    for (const e of acked) {
+      const committedAt = this.inflight.get(e.seq);
+      if (committedAt !== undefined) this.gateway.metrics.deliveryLatency.observe(Math.max(0, now - committedAt));
+    }
     for (const s of a.seqs) this.inflight.delete(s);
     this.gateway.metrics.envelopesAcked.inc(acked.length);
     // Delivered receipts (second tick), batched per sender account.
@@ -409,6 +466,7 @@ export class ClientSession {
     only?: (account: AccountId, device: number) => boolean,
   ) {
     const items: EnqueueItem[] = [];
+    const itemStanzas: Stanza[] = [];
     const names = new Map<AccountId, string>();
     for (let i = 0; i < accounts.length; i++) {
       const id = accounts[i]!;
@@ -416,12 +474,15 @@ export class ClientSession {
       if (name === null) continue; // account deleted meanwhile
       names.set(id, name);
       const envelope = encodeStanza(stanzas[i]!);
-      for (const d of await this.gateway.storage.listDevices(id)) {
-        if (only && !only(id, d.deviceId)) continue;
-        items.push({ accountId: id, deviceId: d.deviceId, envelope });
+      for (const d of await this.gateway.deviceIds(id)) {
+        if (only && !only(id, d)) continue;
+        // Receipts are not fsynced on their own (they survive a process crash, not a power cut):
+        // the fsync budget goes to messages, whose first tick promises durability.
+        items.push({ accountId: id, deviceId: d, envelope, durable: stanzas[i]!.kind !== "receipt" });
+        itemStanzas.push(stanzas[i]!);
       }
     }
-    if (items.length > 0) await this.gateway.enqueueAndWake(items, names);
+    if (items.length > 0) await this.gateway.enqueueAndWake(items, names, itemStanzas);
   }
 
   // -------------------------------------------------------------- receipts
@@ -431,7 +492,7 @@ export class ClientSession {
       this.abuse(CloseCode.PROTOCOL_VIOLATION, "a receipt needs a recipient and at least one id");
       return;
     }
-    const target = await this.gateway.storage.getAccountByName(r.to.user);
+    const target = await this.gateway.accountByName(r.to.user);
     if (!target) return; // unknown user: nothing to route; receipts get no error answer
     const routed: ReceiptStanza = {
       kind: "receipt",

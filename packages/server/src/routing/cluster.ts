@@ -8,6 +8,7 @@ import type { RouteEvent, Router } from "./types.ts";
 interface WireEvent {
   type: RouteEvent["type"];
   user: string;
+  accountId?: string;
   device?: number;
   owner?: string;
   stanza?: string; // base64: IPC is JSON
@@ -37,6 +38,8 @@ function fromWire(w: WireEvent): RouteEvent | null {
         stanza: new Uint8Array(Buffer.from(w.stanza ?? "", "base64")),
         ...(w.exceptDevice !== undefined ? { exceptDevice: w.exceptDevice } : {}),
       };
+    case "devices":
+      return { type: "devices", accountId: w.accountId ?? "", user: w.user };
     case "presence":
       return {
         type: "presence",

@@ -13,6 +13,8 @@ export type RouteEvent =
   | { type: "claim"; user: string; device: number; owner: string }
   /** An ephemeral stanza (typing, presence update) for all online devices of `user`; never stored. */
   | { type: "ephemeral"; user: string; stanza: Uint8Array; exceptDevice?: number }
+  /** An account's devices changed (linked, removed, account deleted): drop cached device sets. */
+  | { type: "devices"; accountId: string; user: string }
   /** A device of `user` came online or went offline (for presence subscribers). */
   | { type: "presence"; user: string; device: number; online: boolean; lastSeen: number };
 

@@ -128,6 +128,11 @@ export interface QueueRecipient {
 export interface EnqueueItem extends QueueRecipient {
   /** The ciphertext envelope; stored verbatim, never inspected or logged. */
   envelope: Uint8Array;
+  /**
+   * Default true: the entry survives power loss once enqueue resolves (fsync). False for entries
+   * whose loss in a power cut is tolerable (delivery receipts): they still survive a process crash.
+   */
+  durable?: boolean;
 }
 
 export interface QueueEntry {

@@ -35,6 +35,20 @@ const stanzaError: readonly FieldSpec[] = [
 const deviceList: FieldType = { list: "u32" };
 const names: FieldType = { list: "name" };
 
+/** What a new device registers with (primary registration and linked companions alike). */
+function deviceKeyFields(): FieldSpec[] {
+  return [
+    { name: "noiseKey", type: "bytes" },
+    { name: "registrationId", type: "u32" },
+    { name: "identityKey", type: "bytes" },
+    { name: "signedPreKey", type: signedPreKey },
+    { name: "kyberPreKey", type: signedPreKey },
+    { name: "oneTimePreKeys", type: { list: preKey } },
+    { name: "kyberOneTimePreKeys", type: { list: signedPreKey } },
+    { name: "name", type: "str", optional: true },
+  ];
+}
+
 const groupInfo: FieldType = {
   struct: [
     { name: "group", type: "name" },
@@ -74,14 +88,12 @@ export const IQ_REQUEST_VARIANTS: readonly VariantSpec[] = [
   {
     tag: "register-device",
     fields: [
-      { name: "noiseKey", type: "bytes" },
+      ...deviceKeyFields(),
       { name: "registrationId", type: "u32" },
       { name: "identityKey", type: "bytes" },
       { name: "signedPreKey", type: signedPreKey },
       { name: "kyberPreKey", type: signedPreKey },
       { name: "oneTimePreKeys", type: { list: preKey } },
-      { name: "kyberOneTimePreKeys", type: { list: signedPreKey } },
-      { name: "name", type: "str", optional: true },
     ],
   },
   {
@@ -147,6 +159,30 @@ export const IQ_REQUEST_VARIANTS: readonly VariantSpec[] = [
   // Appended after "ext" so existing variant codes keep their values (codes are list positions).
   /** replaces the account's contact list (used for presence privacy "contacts") */
   { tag: "set-contacts", fields: [{ name: "users", type: names }] },
+  // Multi-device linking (docs/multi-device.md).
+  /** companion, on a registering connection: wait for the primary's offer for link `ref` */
+  { tag: "link-wait", fields: [{ name: "ref", type: "bytes" }] },
+  /** primary: hand the signed offer to the waiting companion; answered once the companion completes */
+  {
+    tag: "link-offer",
+    fields: [
+      { name: "ref", type: "bytes" },
+      { name: "payload", type: "bytes" },
+    ],
+  },
+  /** companion: register as a linked device with the countersigned identity */
+  {
+    tag: "link-complete",
+    fields: [
+      { name: "ref", type: "bytes" },
+      { name: "deviceIdentity", type: "bytes" },
+      { name: "accountSignature", type: "bytes" },
+      { name: "deviceSignature", type: "bytes" },
+      ...deviceKeyFields(),
+    ],
+  },
+  /** primary: unlink a companion (its queue and keys are deleted, its connection closed) */
+  { tag: "remove-device", fields: [{ name: "device", type: "u32" }] },
 ];
 
 export const IQ_RESULT_VARIANTS: readonly VariantSpec[] = [
@@ -201,6 +237,13 @@ export const IQ_RESULT_VARIANTS: readonly VariantSpec[] = [
   { tag: "group", fields: [{ name: "info", type: groupInfo }] },
   { tag: "invite", fields: [{ name: "code", type: "str" }] },
   { tag: "ext", fields: [{ name: "node", type: "node" }] },
+  {
+    tag: "linked",
+    fields: [
+      { name: "user", type: "name" },
+      { name: "device", type: "u32" },
+    ],
+  },
 ];
 
 export const NOTIFICATION_VARIANTS: readonly VariantSpec[] = [
@@ -239,6 +282,13 @@ export const NOTIFICATION_VARIANTS: readonly VariantSpec[] = [
   },
   { tag: "queue-empty", fields: [] },
   { tag: "ext", fields: [{ name: "node", type: "node" }] },
+  {
+    tag: "link-offer",
+    fields: [
+      { name: "ref", type: "bytes" },
+      { name: "payload", type: "bytes" },
+    ],
+  },
 ];
 
 export const STANZA_VARIANTS: readonly VariantSpec[] = [

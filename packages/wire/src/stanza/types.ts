@@ -271,7 +271,34 @@ export type IqRequest =
   /** extension request in generic form */
   | { op: "ext"; node: Node }
   /** replaces the account's contact list (who counts as a contact for privacy "contacts") */
-  | { op: "set-contacts"; users: string[] };
+  | { op: "set-contacts"; users: string[] }
+  /** companion (registering connection): wait for the primary's offer for link `ref` */
+  | { op: "link-wait"; ref: Uint8Array }
+  /** primary: deliver the signed link offer; answered with `device` once the companion completes */
+  | { op: "link-offer"; ref: Uint8Array; payload: Uint8Array }
+  /** companion: register as a linked device (see docs/multi-device.md for what is signed) */
+  | ({
+      op: "link-complete";
+      ref: Uint8Array;
+      deviceIdentity: Uint8Array;
+      accountSignature: Uint8Array;
+      deviceSignature: Uint8Array;
+    } & DeviceKeys)
+  /** primary: unlink a companion device */
+  | { op: "remove-device"; device: number };
+
+/** What a new device registers with. */
+export interface DeviceKeys {
+  noiseKey: Uint8Array;
+  registrationId: number;
+  identityKey: Uint8Array;
+  signedPreKey: SignedPreKey;
+  kyberPreKey: SignedPreKey;
+  oneTimePreKeys: PreKey[];
+  kyberOneTimePreKeys: SignedPreKey[];
+  /** human-readable device name, e.g. "laptop" */
+  name?: string;
+}
 
 export type IqResult =
   | { op: "ok" }
@@ -282,7 +309,9 @@ export type IqResult =
   | { op: "devices"; lists: { user: string; devices: number[]; list: Uint8Array }[] }
   | { op: "group"; info: GroupInfo }
   | { op: "invite"; code: string }
-  | { op: "ext"; node: Node };
+  | { op: "ext"; node: Node }
+  /** a companion is linked: its account and device id */
+  | { op: "linked"; user: string; device: number };
 
 export interface IqStanza {
   kind: "iq";
@@ -326,7 +355,9 @@ export type NotificationEvent =
   | { type: "account"; event: AccountEventType; device?: number }
   /** the backlog queued while the device was offline has been fully pushed */
   | { type: "queue-empty" }
-  | { type: "ext"; node: Node };
+  | { type: "ext"; node: Node }
+  /** to a waiting companion: the primary's signed link offer */
+  | { type: "link-offer"; ref: Uint8Array; payload: Uint8Array };
 
 export interface NotificationStanza {
   kind: "notification";

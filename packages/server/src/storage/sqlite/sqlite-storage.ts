@@ -669,7 +669,7 @@ export class SqliteStorage implements ServerStorage {
               ) as { seq: number }
             ).seq,
         );
-      });
+      }, items.some((item) => item.durable !== false));
     });
   }
 
@@ -735,6 +735,11 @@ export class SqliteStorage implements ServerStorage {
       checkDeviceId(deviceId);
       return (this.sql.queueDepth.get(accountId, deviceId) as { n: number }).n;
     });
+  }
+
+  /** Entries waiting in all device queues (sampled by /metrics as parley_queue_depth). */
+  totalDepth(): Promise<number> {
+    return this.read(() => (this.sql.queueTotal.get() as { n: number }).n);
   }
 
   async purgeExpired(now: number): Promise<number> {

@@ -113,6 +113,7 @@ const SQL = {
        RETURNING seq, sender_account_id, sender_device_id, message_id`,
   ),
   queueDepth: s("SELECT COUNT(*) AS n FROM queue WHERE account_id = ? AND device_id = ?"),
+  queueTotal: s("SELECT COUNT(*) AS n FROM queue"),
   purgeQueueChunk: s(
     "DELETE FROM queue WHERE seq IN (SELECT seq FROM queue WHERE created_at < ? ORDER BY created_at LIMIT ?)",
   ),
