@@ -2,7 +2,7 @@
 // as receipts arrive (✓ sent, ✓✓ delivered, blue ✓✓ read), and the contact's
 // typing and presence show on a status line.
 import { createInterface } from "node:readline";
-import { directChatId, type ParleyClient } from "@parley/client";
+import { directChatId, downloadAttachment, type ParleyClient, terminalProgress } from "@parley/client";
 import { formatMessage } from "./main.ts";
 
 const BLUE = "\u001b[34m";
@@ -28,9 +28,16 @@ export async function runChat(client: ParleyClient, contact: string): Promise<vo
   }
   print(color(`chatting with ${contact}: type a message and press Enter; /quit to leave`, DIM));
 
-  client.on("message", ({ message, chatId }) => {
+  client.on("message", ({ message, chatId, media }) => {
     if (chatId !== directChatId(contact)) return;
     print(render(formatMessage(message, me)));
+    if (media) {
+      downloadAttachment(client, message.sender, message.id, {
+        onProgress: terminalProgress({ label: media.fileName }),
+      })
+        .then((saved) => print(color(`  saved ${media.fileName} to ${saved.path}`, DIM)))
+        .catch((err: Error) => print(color(`  could not download ${media.fileName}: ${err.message}`, DIM)));
+    }
     client.markRead(contact); // the chat is open: what arrives is read
   });
   client.on("status", ({ id, status }) => {

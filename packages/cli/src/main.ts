@@ -5,10 +5,16 @@ import { parseArgs } from "node:util";
 import {
   ClientError,
   directChatId,
+  downloadAttachment,
+  forwardAttachment,
+  isMediaError,
   isStoreError,
+  type MediaDescriptor,
   openClient,
   type ParleyClient,
   type StoredMessage,
+  sendFile,
+  terminalProgress,
 } from "@parley/client";
 import { CONFIG_HELP, ConfigError, loadConfig, startServer } from "@parley/server";
 import { runChat } from "./chat.ts";
@@ -26,6 +32,8 @@ server:
 device (options: --profile DIR, --server URL, --json):
   parley register <name> [--code CODE]     register this profile (name: username or +phone)
   parley send <to> <text>                  send; exits once the server has it (prints the message id)
+  parley send-file <to> <path> [--caption TEXT]   send a file (encrypted on this device, then uploaded)
+  parley forward <to> <sender> <message-id>       forward an attachment (the same blob, no re-upload)
   parley receive [--wait SECONDS]          fetch and print what is queued for this device
   parley read <contact>                    mark the chat read (blue ticks for the sender)
   parley status <message-id>               pending / sent / delivered / read / failed
@@ -145,6 +153,8 @@ export async function main(argv: string[]): Promise<number> {
       wait: { type: "string" },
       limit: { type: "string" },
       timeout: { type: "string" },
+      caption: { type: "string" },
+      "no-download": { type: "boolean", default: false },
     },
   });
   const common: Common = {
@@ -204,11 +214,57 @@ export async function main(argv: string[]): Promise<number> {
         return EXIT.OK;
       }
       case "receive": {
-        need(0, "receive [--wait SECONDS] [--json]");
+        need(0, "receive [--wait SECONDS] [--json] [--no-download]");
         requireRegistered(client, common);
         const me = client.accountName!;
-        client.on("message", ({ message }) => out(common, formatMessage(message, me), messageJson(message)));
+        const downloads: Promise<void>[] = [];
+        client.on("message", ({ message, media }) => {
+          out(common, formatMessage(message, me), messageJson(message));
+          if (media && !values["no-download"]) downloads.push(fetchAttachment(client, common, message, media));
+        });
         await drain(client, number(values.wait, "wait", 0));
+        await Promise.all(downloads);
+        return EXIT.OK;
+      }
+      case "send-file": {
+        need(2, "send-file <to> <path> [--caption TEXT]");
+        requireRegistered(client, common);
+        const [to, path] = positionals as [string, string];
+        await connect(client);
+        let id: string;
+        try {
+          id = await sendFile(client, to, path, {
+            ...(values.caption !== undefined ? { caption: values.caption } : {}),
+            onProgress: terminalProgress({ label: path.split("/").pop() ?? path }),
+          });
+        } catch (err) {
+          if (isMediaError(err))
+            throw new CliError(err.code === "BAD_INPUT" || err.code === "IO" ? EXIT.USAGE : EXIT.FAILURE, err.message);
+          throw err;
+        }
+        await client.waitForStatus(id, "sent", number(values.timeout, "timeout", 60) * 1000).catch(() => {
+          const failed = client.store.getMessage(client.accountName!, id)?.status === "failed";
+          throw new CliError(
+            failed ? EXIT.NOT_FOUND : EXIT.UNREACHABLE,
+            failed ? `cannot send to ${to}: no such user` : "the server did not acknowledge the message",
+          );
+        });
+        out(common, id, { id, status: "sent" });
+        return EXIT.OK;
+      }
+      case "forward": {
+        need(3, "forward <to> <sender> <message-id>");
+        requireRegistered(client, common);
+        const [to, sender, messageId] = positionals as [string, string, string];
+        let id: string;
+        try {
+          id = forwardAttachment(client, sender, messageId, to);
+        } catch (err) {
+          throw new CliError(EXIT.NOT_FOUND, (err as Error).message);
+        }
+        await connect(client);
+        await client.waitForStatus(id, "sent", number(values.timeout, "timeout", 30) * 1000);
+        out(common, id, { id, status: "sent" });
         return EXIT.OK;
       }
       case "read": {
@@ -280,6 +336,29 @@ export async function main(argv: string[]): Promise<number> {
   } finally {
     await client.stop().catch(() => {});
     client.store.close();
+  }
+}
+
+/** Downloads an attachment into the profile's media folder, with a progress bar on a terminal. */
+async function fetchAttachment(
+  client: ParleyClient,
+  common: Common,
+  message: StoredMessage,
+  media: MediaDescriptor,
+): Promise<void> {
+  try {
+    const saved = await downloadAttachment(client, message.sender, message.id, {
+      onProgress: terminalProgress({ label: media.fileName }),
+    });
+    out(common, `  saved ${media.fileName} (${saved.size} bytes) to ${saved.path}`, {
+      id: message.id,
+      file: saved.path,
+      size: saved.size,
+    });
+  } catch (err) {
+    const reason = isMediaError(err) ? `${err.code}: ${err.message}` : String(err);
+    process.stderr.write(`parley: could not download ${media.fileName} from ${message.sender}: ${reason}\n`);
+    process.exitCode = EXIT.FAILURE;
   }
 }
 

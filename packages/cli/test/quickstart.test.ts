@@ -63,7 +63,12 @@ describe("README quick start", () => {
     const cwd = tempDir("quickstart-users");
     const run = (line: string) => {
       const args = line.replace(/^npx parley /, "").split(" ");
-      const child = spawn(process.execPath, [PARLEY_BIN, ...args], { cwd, env, detached: true, stdio: ["pipe", "pipe", "pipe"] });
+      const child = spawn(process.execPath, [PARLEY_BIN, ...args], {
+        cwd,
+        env,
+        detached: true,
+        stdio: ["pipe", "pipe", "pipe"],
+      });
       children.push(child);
       let output = "";
       child.stdout!.on("data", (d) => (output += d));
@@ -78,7 +83,11 @@ describe("README quick start", () => {
     }
     const alice = run(chat1!);
     const bob = run(chat2!);
-    await waitFor(() => alice.output().includes("chatting with bob") && bob.output().includes("chatting with alice"), 30_000, "both chats open");
+    await waitFor(
+      () => alice.output().includes("chatting with bob") && bob.output().includes("chatting with alice"),
+      30_000,
+      "both chats open",
+    );
     alice.child.stdin!.write("hello bob\n");
     await waitFor(() => bob.output().includes("alice: hello bob"), 30_000, "bob sees alice's message");
     bob.child.stdin!.write("hi alice\n");

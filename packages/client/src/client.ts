@@ -52,6 +52,7 @@ import {
   WireContext,
 } from "@parley/wire";
 import { Emitter } from "./emitter.ts";
+import { decodeMediaDescriptor, encodeMediaDescriptor, type MediaDescriptor } from "./media/descriptor.ts";
 import { decodeContent, encodeContent } from "./payload.ts";
 import { type IdentityChangePolicy, serializeIdentity, signalStoresFor } from "./signal-stores.ts";
 import { directChatId, parseChatId } from "./store/chat-id.ts";
@@ -62,7 +63,7 @@ export type ConnectFn = (options: ConnectOptions) => Promise<ConnectResult>;
 export type ConnectionState = "disconnected" | "connecting" | "connected" | "stopped";
 
 export interface ClientEvents {
-  message: { message: StoredMessage; chatId: string };
+  message: { message: StoredMessage; chatId: string; media?: MediaDescriptor };
   /** Our outgoing message changed status (sent / delivered / read). */
   status: { id: string; status: MessageStatus };
   presence: { user: string; online: boolean; lastSeen?: number };
@@ -111,6 +112,8 @@ const SEND_WINDOW = 32;
 const MAX_SEND_ATTEMPTS = 5;
 const PREKEY_REFILL_BELOW = 20;
 
+/** Where a message's attachment descriptor is kept (the opaque area of the encrypted store). */
+const mediaKey = (sender: string, id: string) => `media:${sender}:${id}`;
 const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 const unhex = (s: string) => new Uint8Array((s.match(/../g) ?? []).map((h) => Number.parseInt(h, 16)));
 
@@ -537,13 +540,16 @@ export class ParleyClient extends Emitter<ClientEvents> {
       return;
     }
     let content: ReturnType<typeof decodeContent>;
+    let media: MediaDescriptor | undefined;
     try {
       content = decodeContent(plaintext);
+      if (content.media) media = decodeMediaDescriptor(content.media);
     } catch (err) {
       this.emit("error", { error: err as Error });
       this.devack(d.seq);
       return;
     }
+    if (media) this.store.setOpaque(mediaKey(d.from.user, id), encodeMediaDescriptor(media));
     // A retry succeeded: the placeholder gives way to the real message (at its real place in history).
     const placeholderId = `ph:${d.from.user}:${d.from.device}:${id}`;
     if (this.store.getMessage(d.from.user, placeholderId)) this.store.deleteMessage(d.from.user, placeholderId);
@@ -560,7 +566,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
         serverAt: d.timestamp * 1000,
         receivedAt: this.now(),
       });
-      if (r.isNew) this.emit("message", { message: r.message, chatId });
+      if (r.isNew) this.emit("message", { message: r.message, chatId, ...(media ? { media } : {}) });
     } else {
       const chatId = directChatId(d.from.user);
       this.store.ensureChat(chatId);
@@ -574,7 +580,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
         serverAt: d.timestamp * 1000,
         receivedAt: this.now(),
       });
-      if (r.isNew) this.emit("message", { message: r.message, chatId });
+      if (r.isNew) this.emit("message", { message: r.message, chatId, ...(media ? { media } : {}) });
     }
     this.devack(d.seq);
   }
@@ -715,6 +721,29 @@ export class ParleyClient extends Emitter<ClientEvents> {
     this.store.queueOutgoing({ id, chatId, body: text, sentAt: this.now() });
     if (this.state === "connected") void this.flushOutbox();
     return id;
+  }
+
+  /**
+   * Queues a message carrying an attachment already uploaded to the content store (see
+   * media/upload.node.ts). Forwarding is the same call with the descriptor of a received message:
+   * the blob is reused, nothing is uploaded again.
+   */
+  queueMedia(to: string, media: MediaDescriptor, caption?: string): string {
+    const id = hex(getCrypto().randomBytes(8));
+    const chatId = directChatId(to);
+    this.store.ensureChat(chatId);
+    this.store.transaction(() => {
+      this.store.setOpaque(mediaKey(this.accountName!, id), encodeMediaDescriptor(media));
+      this.store.queueOutgoing({ id, chatId, body: caption ?? `📎 ${media.fileName}`, sentAt: this.now() });
+    });
+    if (this.state === "connected") void this.flushOutbox();
+    return id;
+  }
+
+  /** The attachment of a stored message, if it has one. */
+  attachment(sender: string, id: string): MediaDescriptor | undefined {
+    const bytes = this.store.getOpaque(mediaKey(sender, id));
+    return bytes ? decodeMediaDescriptor(bytes) : undefined;
   }
 
   /** queueText + wait for the server's ack (first tick). */
@@ -864,7 +893,8 @@ export class ParleyClient extends Emitter<ClientEvents> {
   ): Promise<{ ack: Promise<number> }> {
     const me = this.accountName!;
     const myDevice = this.deviceId!;
-    const plaintext = encodeContent({ text, sentAt });
+    const media = this.store.getOpaque(mediaKey(me, id));
+    const plaintext = encodeContent({ text, sentAt, ...(media ? { media } : {}) });
     const peerDevices = (await this.devicesOf(to, refresh)).filter((d) => !(to === me && d === myDevice));
     const ownDevices = to === me ? [] : (await this.devicesOf(me, refresh)).filter((d) => d !== myDevice);
     await this.ensureSessions(to, peerDevices);

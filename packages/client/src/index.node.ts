@@ -4,7 +4,9 @@ import { connect } from "@parley/wire";
 import { type ClientOptions, ParleyClient } from "./client.ts";
 import { type OpenProfileStoreOptions, openProfileStore } from "./store/index.node.ts";
 
+export { downloadAttachment, forwardAttachment, type SendFileOptions, sendFile } from "./files.node.ts";
 export * from "./index.ts";
+export * from "./media/index.node.ts";
 export * from "./store/index.node.ts";
 
 /** Opens (or creates) the profile in `dir` and returns a client for it. */

@@ -2,11 +2,20 @@
 // never sees. Versioned, and padded (0x80 then zeros to a multiple of 160
 // bytes, as Signal does) so ciphertext length leaks little about the text.
 export interface MessageContent {
-  /** Text body. */
+  /** Text body (the caption for an attachment). */
   text: string;
   /** Sender's clock when composed, ms. */
   sentAt: number;
+  /** An attachment: the encoded MediaDescriptor (pointer, media key, hashes; see media/descriptor.ts). */
+  media?: Uint8Array;
 }
+
+const toB64 = (b: Uint8Array) => {
+  let s = "";
+  for (const x of b) s += String.fromCharCode(x);
+  return btoa(s);
+};
+const fromB64 = (s: string) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
 
 const PAD_BLOCK = 160;
 const MAX_CONTENT_BYTES = 256 * 1024;
@@ -17,7 +26,9 @@ export class PayloadError extends Error {
 }
 
 export function encodeContent(content: MessageContent): Uint8Array {
-  const json = new TextEncoder().encode(JSON.stringify({ v: 1, t: content.text, s: content.sentAt }));
+  const json = new TextEncoder().encode(
+    JSON.stringify({ v: 1, t: content.text, s: content.sentAt, ...(content.media ? { m: toB64(content.media) } : {}) }),
+  );
   const padded = new Uint8Array(Math.ceil((json.length + 1) / PAD_BLOCK) * PAD_BLOCK);
   padded.set(json);
   padded[json.length] = 0x80;
@@ -35,9 +46,19 @@ export function decodeContent(bytes: Uint8Array): MessageContent {
   } catch {
     throw new PayloadError("message content is not valid JSON");
   }
-  const p = parsed as { v?: unknown; t?: unknown; s?: unknown };
+  const p = parsed as { v?: unknown; t?: unknown; s?: unknown; m?: unknown };
   if (p.v !== 1 || typeof p.t !== "string" || typeof p.s !== "number" || !Number.isFinite(p.s)) {
     throw new PayloadError("message content has an unknown shape");
   }
-  return { text: p.t, sentAt: p.s };
+  if (p.m !== undefined && typeof p.m !== "string")
+    throw new PayloadError("message content has a malformed attachment");
+  let media: Uint8Array | undefined;
+  if (typeof p.m === "string") {
+    try {
+      media = fromB64(p.m);
+    } catch {
+      throw new PayloadError("message content has a malformed attachment");
+    }
+  }
+  return { text: p.t, sentAt: p.s, ...(media ? { media } : {}) };
 }
