@@ -21,7 +21,9 @@ function resolveTsx() {
 const tsx = process.env.PARLEY_DIST === "1" || !existsSync(src) ? undefined : resolveTsx();
 if (tsx === undefined) {
   if (!existsSync(dist)) {
-    process.stderr.write("parley: no compiled build: run `npm run build` (or install dev dependencies to run from source)\n");
+    process.stderr.write(
+      "parley: no compiled build: run `npm run build` (or install dev dependencies to run from source)\n",
+    );
     process.exit(1);
   }
   await import(pathToFileURL(dist).href);

@@ -14,9 +14,11 @@ import {
   type ParleyClient,
   type StoredMessage,
   sendFile,
+  sendHistory,
   terminalProgress,
 } from "@parley/client";
 import { CONFIG_HELP, ConfigError, loadConfig, startServer } from "@parley/server";
+import QRCode from "qrcode";
 import { runChat } from "./chat.ts";
 
 export const EXIT = { OK: 0, FAILURE: 1, USAGE: 2, NOT_FOUND: 3, UNREACHABLE: 4, REFUSED: 5 } as const;
@@ -41,6 +43,10 @@ device (options: --profile DIR, --server URL, --json):
   parley search <text>                     full-text search over this device's messages
   parley safety-number <contact>           compare this 60-digit number with your contact
   parley chat <contact>                    interactive chat with ticks, typing and presence
+  parley link                              on a NEW device: show a QR code to link it to your account
+  parley link --accept <code>              on your primary device: link the device showing <code>
+  parley devices                           this account's devices (verified device list)
+  parley unlink <device>                   on the primary: unlink a device (it gets nothing from now on)
 
 environment: PARLEY_PROFILE, PARLEY_SERVER, PARLEY_PASSPHRASE (profile key from a passphrase)
 server settings (flag, environment, default):
@@ -154,6 +160,8 @@ export async function main(argv: string[]): Promise<number> {
       limit: { type: "string" },
       timeout: { type: "string" },
       caption: { type: "string" },
+      accept: { type: "string" },
+      "history-messages": { type: "string" },
       "no-download": { type: "boolean", default: false },
     },
   });
@@ -321,6 +329,89 @@ export async function main(argv: string[]): Promise<number> {
         }
         const grouped = number.match(/.{5}/g)!.join(" ");
         out(common, grouped, { contact: positionals[0], safetyNumber: number });
+        return EXIT.OK;
+      }
+      case "link": {
+        if (values.accept !== undefined) {
+          need(0, "link --accept <code>");
+          requireRegistered(client, common);
+          await connect(client);
+          let device: number;
+          try {
+            device = await client.acceptLink(values.accept);
+          } catch (err) {
+            if (err instanceof ClientError) throw new CliError(EXIT.REFUSED, `cannot link: ${err.message}`);
+            throw err;
+          }
+          const sent = await sendHistory(client, device, {
+            maxPerChat: number(values["history-messages"], "history-messages", 10_000),
+          });
+          await client.flushOutbox();
+          out(common, `linked device ${device}; sent ${sent} message(s) of history`, { device, history: sent });
+          return EXIT.OK;
+        }
+        need(0, "link [--accept <code>]");
+        if (client.isRegistered)
+          throw new CliError(EXIT.USAGE, `profile ${common.profile} is already a device of ${client.accountName}`);
+        let request: Awaited<ReturnType<ParleyClient["createLinkRequest"]>>;
+        try {
+          request = await client.createLinkRequest();
+        } catch (err) {
+          throw new CliError(EXIT.UNREACHABLE, `cannot reach the server: ${(err as Error).message}`);
+        }
+        if (process.stdout.isTTY && !common.json) {
+          process.stdout.write(await QRCode.toString(request.code, { type: "terminal", small: true }));
+          process.stdout.write("Scan this on your phone, or run on your primary device:\n");
+        }
+        out(common, `  parley link --accept ${request.code}`, { code: request.code });
+        const { user, device } = await request.linked.catch((err: Error) => {
+          throw new CliError(EXIT.REFUSED, `linking failed: ${err.message}`);
+        });
+        out(common, `linked as ${user} (device ${device}); receiving history…`, { user, device });
+        const imported = new Promise<number>((resolve) => client.once("history-imported", (e) => resolve(e.count)));
+        await connect(client);
+        const count = await Promise.race([
+          imported,
+          new Promise<number>((r) => setTimeout(() => r(-1), number(values.wait, "wait", 120) * 1000)),
+        ]);
+        if (count >= 0) out(common, `imported ${count} message(s) of history`, { history: count });
+        else out(common, "no history arrived (it can come later with `parley receive`)", { history: null });
+        return EXIT.OK;
+      }
+      case "devices": {
+        need(0, "devices");
+        requireRegistered(client, common);
+        await connect(client);
+        const devices = await client.ownDevices().catch((err: Error) => {
+          throw new CliError(EXIT.REFUSED, err.message);
+        });
+        if (common.json)
+          out(
+            common,
+            "",
+            devices.map((d) => ({ device: d.id, current: d.current, primary: d.id === 1 })),
+          );
+        else
+          for (const d of devices)
+            process.stdout.write(
+              `device ${d.id}${d.id === 1 ? " (primary)" : ""}${d.current ? " ← this device" : ""}\n`,
+            );
+        return EXIT.OK;
+      }
+      case "unlink": {
+        need(1, "unlink <device>");
+        requireRegistered(client, common);
+        const device = number(positionals[0], "device", 0);
+        await connect(client);
+        try {
+          await client.unlinkDevice(device);
+        } catch (err) {
+          throw new CliError(
+            err instanceof ClientError && err.code === "not-found" ? EXIT.NOT_FOUND : EXIT.REFUSED,
+            `cannot unlink: ${(err as Error).message}`,
+          );
+        }
+        out(common, `unlinked device ${device}`, { unlinked: device });
         return EXIT.OK;
       }
       case "chat": {

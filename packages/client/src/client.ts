@@ -36,12 +36,17 @@ import {
   type DeliveryStanza,
   type DeviceCiphertext,
   DICTIONARY_VERSION,
+  decodeDeviceList,
+  decodeLinkCode,
   decodeServerHello,
   decodeStanza,
   encodeClientHello,
+  encodeDeviceList,
+  encodeLinkCode,
   encodeStanza,
   type IqRequest,
   type IqResult,
+  type LinkCode,
   type NotificationStanza,
   PROTOCOL_VERSION,
   type ReceiptStanza,
@@ -51,10 +56,11 @@ import {
   type PreKeyBundle as WireBundle,
   WireContext,
 } from "@parley/wire";
+import { acceptLinkOffer, buildLinkOffer, DeviceTrustError, signDeviceList, verifyDeviceList } from "./devices.ts";
 import { Emitter } from "./emitter.ts";
 import { decodeMediaDescriptor, encodeMediaDescriptor, type MediaDescriptor } from "./media/descriptor.ts";
 import { decodeContent, encodeContent } from "./payload.ts";
-import { type IdentityChangePolicy, serializeIdentity, signalStoresFor } from "./signal-stores.ts";
+import { deserializeIdentity, type IdentityChangePolicy, serializeIdentity, signalStoresFor } from "./signal-stores.ts";
 import { directChatId, parseChatId } from "./store/chat-id.ts";
 import type { MessageStatus, ProfileStore, StoredMessage } from "./store/types.ts";
 
@@ -74,6 +80,10 @@ export interface ClientEvents {
   "decrypt-failed": { from: WireAddress; id: string; error: string };
   /** The backlog queued while offline has been fully received. */
   "queue-empty": Record<string, never>;
+  /** Our primary sent this (new) device the history bundle: download and import it (openClient does). */
+  history: { media: MediaDescriptor; from: WireAddress };
+  /** A history bundle was imported: `count` messages. */
+  "history-imported": { count: number };
   error: { error: Error };
 }
 
@@ -107,6 +117,44 @@ export interface ClientOptions {
 }
 
 const NOISE_KEY = "noiseStaticKeyPair";
+/** The account's primary identity key (33 bytes): what our device list must be signed with. */
+const PRIMARY_IDENTITY = "primaryIdentityKey";
+/** Primary only: the device list it last published (unsigned form). */
+const OWN_DEVICE_LIST = "ownDeviceList";
+
+interface DeviceKeyMaterial {
+  identity: { privateKey: Uint8Array; publicKey: Uint8Array };
+  registrationId: number;
+  signed: ReturnType<typeof generateSignedPreKey>;
+  lastResort: ReturnType<typeof generateKyberPreKey>;
+  preKeys: ReturnType<typeof generatePreKeys>;
+  kyberKeys: ReturnType<typeof generateKyberPreKeys>;
+}
+
+/** The public half of a new device's keys, as register-device and link-complete carry it. */
+function deviceKeysRequest(keys: DeviceKeyMaterial, noise: StaticKeyPair) {
+  return {
+    noiseKey: noise.publicKey,
+    registrationId: keys.registrationId,
+    identityKey: encodePublicKey(keys.identity.publicKey),
+    signedPreKey: {
+      id: keys.signed.id,
+      key: encodePublicKey(keys.signed.keyPair.publicKey),
+      signature: keys.signed.signature,
+    },
+    kyberPreKey: {
+      id: keys.lastResort.id,
+      key: serializeKemPublicKey(keys.lastResort.keyPair.type, keys.lastResort.keyPair.publicKey),
+      signature: keys.lastResort.signature,
+    },
+    oneTimePreKeys: keys.preKeys.map((k) => ({ id: k.id, key: encodePublicKey(k.keyPair.publicKey) })),
+    kyberOneTimePreKeys: keys.kyberKeys.map((k) => ({
+      id: k.id,
+      key: serializeKemPublicKey(k.keyPair.type, k.keyPair.publicKey),
+      signature: k.signature,
+    })),
+  };
+}
 const IQ_TIMEOUT_MS = 20_000;
 const SEND_WINDOW = 32;
 const MAX_SEND_ATTEMPTS = 5;
@@ -114,6 +162,7 @@ const PREKEY_REFILL_BELOW = 20;
 
 /** Where a message's attachment descriptor is kept (the opaque area of the encrypted store). */
 const mediaKey = (sender: string, id: string) => `media:${sender}:${id}`;
+const bytesEqualConst = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i]);
 const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 const unhex = (s: string) => new Uint8Array((s.match(/../g) ?? []).map((h) => Number.parseInt(h, 16)));
 
@@ -162,6 +211,10 @@ export class ParleyClient extends Emitter<ClientEvents> {
   private inbound: Promise<void> = Promise.resolve();
   private readonly retriedIds = new Set<string>();
   private connectedWaiters: (() => void)[] = [];
+  /** Set while a companion waits for its primary's link offer. */
+  private pendingLinkOffer: ((payload: Uint8Array) => void) | undefined;
+  /** Identity keys of each user's devices, from their verified device lists. */
+  private readonly listKeys = new Map<string, Map<number, Uint8Array>>();
 
   constructor(options: ClientOptions) {
     super();
@@ -230,56 +283,225 @@ export class ParleyClient extends Emitter<ClientEvents> {
       if (account.op === "ok") return { status: "code-sent" };
       if (account.op !== "account") throw new ClientError("PROTOCOL", "unexpected answer to register-account");
 
-      const identity = generateIdentityKeyPair();
-      const registrationId = generateRegistrationId();
-      const signed = generateSignedPreKey(identity, 1, this.now());
-      const lastResort = generateKyberPreKey(identity, 1, { lastResort: true, timestamp: this.now() });
-      const batch = this.options.preKeyBatch ?? 100;
-      const kyberBatch = Math.min(30, this.options.kyberPreKeyBatch ?? 20);
-      const preKeys = generatePreKeys(1, batch);
-      const kyberKeys = generateKyberPreKeys(identity, 2, kyberBatch);
-      const result = await this.iq({
-        op: "register-device",
-        noiseKey: noise.publicKey,
-        registrationId,
-        identityKey: encodePublicKey(identity.publicKey),
-        signedPreKey: { id: signed.id, key: encodePublicKey(signed.keyPair.publicKey), signature: signed.signature },
-        kyberPreKey: {
-          id: lastResort.id,
-          key: serializeKemPublicKey(lastResort.keyPair.type, lastResort.keyPair.publicKey),
-          signature: lastResort.signature,
-        },
-        oneTimePreKeys: preKeys.map((k) => ({ id: k.id, key: encodePublicKey(k.keyPair.publicKey) })),
-        kyberOneTimePreKeys: kyberKeys.map((k) => ({
-          id: k.id,
-          key: serializeKemPublicKey(k.keyPair.type, k.keyPair.publicKey),
-          signature: k.signature,
-        })),
-      });
+      const keys = this.generateDeviceKeys();
+      const result = await this.iq({ op: "register-device", ...deviceKeysRequest(keys, noise) });
       if (result.op !== "device") throw new ClientError("PROTOCOL", "unexpected answer to register-device");
-      this.store.transaction(() => {
-        this.store.setMeta("accountName", account.user);
-        this.store.setMeta("deviceId", result.device);
-        this.store.setMeta("serverUrl", url);
-        this.store.setMeta("serverStaticPublicKey", serverStaticPublicKey);
-        this.store.setMeta("registrationId", registrationId);
-        this.store.setMeta("identityKeyPair", serializeIdentity(identity));
-        this.store.setMeta("nextPreKeyId", batch + 1);
-        this.store.setMeta("nextSignedPreKeyId", 2);
-        this.store.setMeta("nextKyberPreKeyId", kyberBatch + 2);
-        this.store.setMeta("signedPreKeyRotatedAt", this.now());
-        this.store.savePreKey("signed", signed.id, serializeSignedPreKeyRecord(signed));
-        this.store.savePreKey("kyber", lastResort.id, serializeKyberPreKeyRecord(lastResort));
-        for (const k of preKeys) this.store.savePreKey("prekey", k.id, serializePreKeyRecord(k));
-        for (const k of kyberKeys) this.store.savePreKey("kyber", k.id, serializeKyberPreKeyRecord(k));
-        this.store.setOpaque(NOISE_KEY, new Uint8Array([...noise.privateKey, ...noise.publicKey]));
-        this.store.deleteOpaque("pendingNoiseKey");
-      });
+      this.persistDevice(keys, noise, { user: account.user, device: result.device, url, serverStaticPublicKey });
       return { status: "registered", user: account.user, device: result.device };
     } finally {
       connection.close(1000, "registration done");
       this.connection = undefined;
     }
+  }
+
+  /** Fresh keys for a new device: identity, registration id, signed and last-resort KEM prekeys, one-time prekeys. */
+  private generateDeviceKeys(): DeviceKeyMaterial {
+    const identity = generateIdentityKeyPair();
+    const batch = this.options.preKeyBatch ?? 100;
+    const kyberBatch = Math.min(30, this.options.kyberPreKeyBatch ?? 20);
+    return {
+      identity,
+      registrationId: generateRegistrationId(),
+      signed: generateSignedPreKey(identity, 1, this.now()),
+      lastResort: generateKyberPreKey(identity, 1, { lastResort: true, timestamp: this.now() }),
+      preKeys: generatePreKeys(1, batch),
+      kyberKeys: generateKyberPreKeys(identity, 2, kyberBatch),
+    };
+  }
+
+  /** Saves a registered (or linked) device's keys and facts in one transaction. */
+  private persistDevice(
+    keys: DeviceKeyMaterial,
+    noise: StaticKeyPair,
+    facts: {
+      user: string;
+      device: number;
+      url: string;
+      serverStaticPublicKey: Uint8Array;
+      primaryIdentityKey?: Uint8Array;
+    },
+  ): void {
+    this.store.transaction(() => {
+      this.store.setMeta("accountName", facts.user);
+      this.store.setMeta("deviceId", facts.device);
+      this.store.setMeta("serverUrl", facts.url);
+      this.store.setMeta("serverStaticPublicKey", facts.serverStaticPublicKey);
+      this.store.setMeta("registrationId", keys.registrationId);
+      this.store.setMeta("identityKeyPair", serializeIdentity(keys.identity));
+      this.store.setMeta("nextPreKeyId", keys.preKeys.length + 1);
+      this.store.setMeta("nextSignedPreKeyId", 2);
+      this.store.setMeta("nextKyberPreKeyId", keys.kyberKeys.length + 2);
+      this.store.setMeta("signedPreKeyRotatedAt", this.now());
+      this.store.savePreKey("signed", keys.signed.id, serializeSignedPreKeyRecord(keys.signed));
+      this.store.savePreKey("kyber", keys.lastResort.id, serializeKyberPreKeyRecord(keys.lastResort));
+      for (const k of keys.preKeys) this.store.savePreKey("prekey", k.id, serializePreKeyRecord(k));
+      for (const k of keys.kyberKeys) this.store.savePreKey("kyber", k.id, serializeKyberPreKeyRecord(k));
+      this.store.setOpaque(NOISE_KEY, new Uint8Array([...noise.privateKey, ...noise.publicKey]));
+      this.store.deleteOpaque("pendingNoiseKey");
+      const primary = facts.primaryIdentityKey ?? encodePublicKey(keys.identity.publicKey);
+      this.store.setOpaque(PRIMARY_IDENTITY, primary);
+      // Our own primary is trusted from the start (we scanned its code / we are it).
+      this.store.saveIdentity({ name: facts.user, deviceId: 1 }, primary);
+    });
+  }
+
+  // ------------------------------------------------------------ multi-device
+
+  /**
+   * New (companion) device: shows `code` (as a QR code) and resolves `linked` once the primary
+   * has accepted it (`acceptLink`). The profile is then a device of the primary's account.
+   */
+  async createLinkRequest(): Promise<{ code: string; linked: Promise<{ user: string; device: number }> }> {
+    if (this.isRegistered)
+      throw new ClientError("ALREADY_REGISTERED", `this profile is already registered as ${this.accountName}`);
+    const url = this.options.serverUrl ?? this.store.getMeta("serverUrl");
+    if (!url) throw new ClientError("NO_SERVER", "no server URL given");
+    const noise = this.pendingNoiseKey();
+    const keys = this.generateDeviceKeys();
+    const { connection, serverStaticPublicKey, loginResult } = await this.connectFn({
+      url,
+      clientStaticKeyPair: noise,
+      loginPayload: encodeClientHello({
+        protocolVersion: PROTOCOL_VERSION,
+        dictionaryVersion: DICTIONARY_VERSION,
+        device: "registering",
+        passive: false,
+        userAgent: this.options.userAgent ?? "parley-sdk",
+      }),
+    });
+    const hello = decodeServerHello(loginResult);
+    if (hello.result !== "ok") throw new ClientError(hello.error.code, hello.error.text ?? hello.error.code);
+    this.attachConnection(connection);
+    const ref = getCrypto().randomBytes(16);
+    const secret = getCrypto().randomBytes(32);
+    const identityKey = encodePublicKey(keys.identity.publicKey);
+    const offered = new Promise<Uint8Array>((resolve) => {
+      this.pendingLinkOffer = resolve;
+    });
+    await this.iq({ op: "link-wait", ref });
+    const code = encodeLinkCode({
+      server: url,
+      ref,
+      secret,
+      identityKey,
+      noiseKey: noise.publicKey,
+      expiresAt: Math.floor(this.now() / 1000) + 300,
+    });
+    const linked = (async () => {
+      try {
+        const payload = await offered;
+        const accepted = acceptLinkOffer(payload, secret, {
+          identityKey,
+          noiseKey: noise.publicKey,
+          identityPrivateKey: keys.identity.privateKey,
+        });
+        const r = await this.iq({
+          op: "link-complete",
+          ref,
+          deviceIdentity: accepted.deviceIdentity,
+          accountSignature: accepted.accountSignature,
+          deviceSignature: accepted.deviceSignature,
+          ...deviceKeysRequest(keys, noise),
+        });
+        if (r.op !== "linked") throw new ClientError("PROTOCOL", "unexpected answer to link-complete");
+        this.persistDevice(keys, noise, {
+          user: r.user,
+          device: r.device,
+          url,
+          serverStaticPublicKey,
+          primaryIdentityKey: accepted.primaryIdentityKey,
+        });
+        return { user: r.user, device: r.device };
+      } finally {
+        this.pendingLinkOffer = undefined;
+        connection.close(1000, "link done");
+        this.connection = undefined;
+      }
+    })();
+    return { code, linked };
+  }
+
+  /**
+   * Primary: links the device that shows `codeText`, then publishes the new signed device list.
+   * Resolves with the new device's id.
+   */
+  async acceptLink(codeText: string): Promise<number> {
+    if (this.deviceId !== 1) throw new ClientError("NOT_PRIMARY", "only the primary device links new devices");
+    let code: LinkCode;
+    try {
+      code = decodeLinkCode(codeText);
+    } catch (err) {
+      throw new ClientError("BAD_CODE", `not a valid link code: ${(err as Error).message}`);
+    }
+    if (code.expiresAt * 1000 < this.now())
+      throw new ClientError("EXPIRED_CODE", "this link code has expired: show a new one");
+    if (code.server !== this.store.getMeta("serverUrl")) {
+      throw new ClientError(
+        "WRONG_SERVER",
+        `the new device uses ${code.server}, this account lives on ${this.store.getMeta("serverUrl")}`,
+      );
+    }
+    const identity = deserializeIdentity(this.store.getMeta("identityKeyPair")!);
+    const { payload } = buildLinkOffer(code, this.accountName!, identity, this.now());
+    const r = await this.iq({ op: "link-offer", ref: code.ref, payload });
+    if (r.op !== "device") throw new ClientError("PROTOCOL", "unexpected answer to link-offer");
+    this.store.saveIdentity({ name: this.accountName!, deviceId: r.device }, code.identityKey);
+    await this.publishDeviceList((devices) => [
+      ...devices.filter((d) => d.id !== r.device),
+      { id: r.device, identityKey: code.identityKey },
+    ]);
+    return r.device;
+  }
+
+  /** Primary: unlinks a companion; it gets nothing from this moment, and contacts get the new list. */
+  async unlinkDevice(device: number): Promise<void> {
+    if (this.deviceId !== 1) throw new ClientError("NOT_PRIMARY", "only the primary device unlinks devices");
+    await this.iq({ op: "remove-device", device });
+    this.store.deleteAllSessions(this.accountName!);
+    await this.publishDeviceList((devices) => devices.filter((d) => d.id !== device));
+  }
+
+  /** Primary: signs and publishes the current device list again (e.g. after the server lost or mangled it). */
+  async republishDeviceList(): Promise<void> {
+    if (this.deviceId !== 1) throw new ClientError("NOT_PRIMARY", "only the primary device publishes the device list");
+    await this.publishDeviceList((devices) => devices);
+  }
+
+  /** This account's devices as the signed device list says (verified). */
+  async ownDevices(): Promise<{ id: number; identityKey: Uint8Array; current: boolean }[]> {
+    const me = this.accountName!;
+    const ids = await this.devicesOf(me, true);
+    const keys = this.listKeys.get(me);
+    return ids.map((id) => ({ id, identityKey: keys?.get(id) ?? new Uint8Array(0), current: id === this.deviceId }));
+  }
+
+  private async publishDeviceList(
+    change: (devices: { id: number; identityKey: Uint8Array }[]) => { id: number; identityKey: Uint8Array }[],
+  ): Promise<void> {
+    const me = this.accountName!;
+    const identity = deserializeIdentity(this.store.getMeta("identityKeyPair")!);
+    const previous = this.store.getOpaque(OWN_DEVICE_LIST);
+    const current = previous
+      ? decodeDeviceList(previous)
+      : { user: me, version: 0, devices: [{ id: 1, identityKey: encodePublicKey(identity.publicKey) }] };
+    // The server refuses versions that do not increase: start above whatever it holds (a restored
+    // profile may have an older local copy).
+    let serverVersion = 0;
+    const r = await this.iq({ op: "get-devices", users: [me] });
+    const blob = r.op === "devices" ? r.lists[0]?.list : undefined;
+    // Read the version from the published bytes, signed or (if mangled) not; unreadable → ours decides.
+    for (const candidate of blob ? [blob.subarray(0, Math.max(0, blob.length - 64)), blob] : []) {
+      try {
+        serverVersion = Math.max(serverVersion, decodeDeviceList(candidate).version);
+      } catch {
+        // not this form
+      }
+    }
+    const version = Math.max(current.version, serverVersion) + 1;
+    const next = { user: me, version, devices: change(current.devices).sort((a, b) => a.id - b.id) };
+    await this.iq({ op: "set-devices", list: signDeviceList(next, identity.privateKey) });
+    this.store.setOpaque(OWN_DEVICE_LIST, encodeDeviceList(next));
+    this.deviceCache.delete(me);
   }
 
   /** The noise key used while registering, kept across the two register() calls of code verification. */
@@ -553,20 +775,27 @@ export class ParleyClient extends Emitter<ClientEvents> {
     // A retry succeeded: the placeholder gives way to the real message (at its real place in history).
     const placeholderId = `ph:${d.from.user}:${d.from.device}:${id}`;
     if (this.store.getMessage(d.from.user, placeholderId)) this.store.deleteMessage(d.from.user, placeholderId);
-    if (d.from.user === me && d.to !== undefined) {
-      // A message we sent from another device: show it as ours in that chat.
+    if (content.historyFor !== undefined) {
+      // A history bundle from our primary, for one of our devices.
+      if (d.from.user === me && content.historyFor === this.deviceId && media)
+        this.emit("history", { media, from: d.from });
+    } else if (d.from.user === me && d.to !== undefined) {
+      // A message we sent from another device: ours, already with the server (✓), in that chat.
       const chatId = directChatId(d.to);
-      const r = this.store.insertIncoming({
-        id,
-        chatId,
-        sender: me,
-        senderDevice: d.from.device,
-        body: content.text,
-        sentAt: content.sentAt,
-        serverAt: d.timestamp * 1000,
-        receivedAt: this.now(),
+      this.store.ensureChat(chatId);
+      const r = this.store.transaction(() => {
+        const inserted = this.store.queueOutgoing({
+          id,
+          chatId,
+          body: content.text,
+          sentAt: content.sentAt,
+          senderDevice: d.from.device,
+        });
+        if (inserted.isNew) this.store.markSent(id, d.timestamp * 1000);
+        return inserted;
       });
-      if (r.isNew) this.emit("message", { message: r.message, chatId, ...(media ? { media } : {}) });
+      const stored = this.store.getMessage(me, id);
+      if (r.isNew && stored) this.emit("message", { message: stored, chatId, ...(media ? { media } : {}) });
     } else {
       const chatId = directChatId(d.from.user);
       this.store.ensureChat(chatId);
@@ -613,7 +842,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
         const me = this.accountName!;
         if (r.from.user === me && r.type === "read") {
           // Our other device read these: mark them read here too (read state syncs across devices).
-          for (const id of ids) this.markIncomingRead(id);
+          if (r.to) for (const id of ids) this.markIncomingRead(r.to.user, id);
         } else {
           const changed = this.store.applyReceipt({
             status: r.type,
@@ -631,9 +860,9 @@ export class ParleyClient extends Emitter<ClientEvents> {
     if (r.seq !== undefined) this.devack(r.seq);
   }
 
-  private markIncomingRead(_id: string): void {
-    // Incoming messages are keyed by (sender, id); the receipt does not say the sender. Marking the
-    // whole chat read happens when the user opens it on this device; nothing to do per id here.
+  private markIncomingRead(sender: string, id: string): void {
+    const m = this.store.getMessage(sender, id);
+    if (m && m.direction === "in") this.store.setStatus(sender, id, "read");
   }
 
   private async resendAfterRetry(from: WireAddress, ids: string[]): Promise<void> {
@@ -663,6 +892,9 @@ export class ParleyClient extends Emitter<ClientEvents> {
         break;
       case "devices-changed":
         this.deviceCache.delete(n.event.user);
+        break;
+      case "link-offer":
+        this.pendingLinkOffer?.(n.event.payload);
         break;
       default:
         break;
@@ -738,6 +970,27 @@ export class ParleyClient extends Emitter<ClientEvents> {
     });
     if (this.state === "connected") void this.flushOutbox();
     return id;
+  }
+
+  /**
+   * Primary: sends a history bundle (already encrypted and uploaded: see files.node.ts sendHistory)
+   * to our own device `device`, end-to-end encrypted like any message to ourselves.
+   */
+  async sendHistoryBundle(device: number, media: MediaDescriptor): Promise<void> {
+    const me = this.accountName!;
+    const id = hex(getCrypto().randomBytes(8));
+    this.store.setOpaque(mediaKey(me, id), encodeMediaDescriptor(media));
+    await this.sendEncrypted(me, id, "", this.now(), 0, { historyFor: device });
+  }
+
+  /** Called by the history importer when a bundle cannot be imported. */
+  reportHistoryError(error: Error): void {
+    this.emit("error", { error });
+  }
+
+  /** Called by the history importer (files.node.ts) when a bundle is in the store. */
+  reportHistoryImported(count: number): void {
+    this.emit("history-imported", { count });
   }
 
   /** The attachment of a stored message, if it has one. */
@@ -836,6 +1089,11 @@ export class ParleyClient extends Emitter<ClientEvents> {
     }
   }
 
+  /**
+   * The devices to encrypt to for `user`: the server's device ids, checked against the user's
+   * device list signed by their primary identity key. A missing, forged or mismatching list is
+   * refused (ClientError UNTRUSTED_DEVICE_LIST): nothing is encrypted to devices we cannot verify.
+   */
   private async devicesOf(user: string, refresh = false): Promise<number[]> {
     if (!refresh) {
       const cached = this.deviceCache.get(user);
@@ -843,9 +1101,37 @@ export class ParleyClient extends Emitter<ClientEvents> {
     }
     const r = await this.iq({ op: "get-devices", users: [user] });
     if (r.op !== "devices") throw new ClientError("PROTOCOL", "unexpected answer to get-devices");
-    const devices = r.lists[0]?.devices ?? [];
+    const entry = r.lists[0];
+    const devices = entry?.devices ?? [];
+    const primaryKey = await this.primaryIdentityOf(user);
+    try {
+      this.listKeys.set(user, verifyDeviceList(user, devices, entry?.list ?? new Uint8Array(0), primaryKey));
+    } catch (err) {
+      if (err instanceof DeviceTrustError) throw new ClientError("UNTRUSTED_DEVICE_LIST", err.message);
+      throw err;
+    }
     this.deviceCache.set(user, devices);
     return devices;
+  }
+
+  /** `user`'s primary identity key: ours from linking, a contact's trusted on first use (from a bundle if new). */
+  private async primaryIdentityOf(user: string): Promise<Uint8Array> {
+    if (user === this.accountName) {
+      const own = this.store.getOpaque(PRIMARY_IDENTITY);
+      if (own) return own;
+    }
+    let known = this.store.getIdentity({ name: user, deviceId: 1 })?.publicKey;
+    if (!known) {
+      await this.ensureSessions(user, [1]);
+      known = this.store.getIdentity({ name: user, deviceId: 1 })?.publicKey;
+    }
+    if (!known) throw new ClientError("NO_IDENTITY", `no identity key for ${user}'s primary device`);
+    return known;
+  }
+
+  /** Re-reads and verifies `user`'s device list (throws ClientError UNTRUSTED_DEVICE_LIST when it does not verify). */
+  async verifiedDevices(user: string): Promise<number[]> {
+    return this.devicesOf(user, true);
   }
 
   /** Makes sure a session exists with every listed device (fetching prekey bundles as needed). */
@@ -855,7 +1141,15 @@ export class ParleyClient extends Emitter<ClientEvents> {
     if (missing.length === 0) return;
     const r = await this.iq({ op: "fetch-bundles", users: [{ user, devices: missing }] });
     if (r.op !== "bundles") throw new ClientError("PROTOCOL", "unexpected answer to fetch-bundles");
+    const listed = this.listKeys.get(user);
     for (const b of r.bundles) {
+      const expected = listed?.get(b.device);
+      if (expected && !bytesEqualConst(expected, b.identityKey)) {
+        throw new ClientError(
+          "UNTRUSTED_DEVICE_LIST",
+          `${user}'s device ${b.device} has a key their device list does not sign`,
+        );
+      }
       await processPreKeyBundle({ name: user, deviceId: b.device }, toSignalBundle(b), this.signal);
     }
   }
@@ -865,8 +1159,15 @@ export class ParleyClient extends Emitter<ClientEvents> {
    * timestamp of the ack (first tick). Encryption and sending are serialized (ratchet state and
    * queue order), the wait for acks is not, so several messages are in flight at once.
    */
-  private sendEncrypted(to: string, id: string, text: string, sentAt: number, attempt = 0): Promise<number> {
-    const sent = this.sendChain.then(() => this.encryptAndSend(to, id, text, sentAt, attempt > 0));
+  private sendEncrypted(
+    to: string,
+    id: string,
+    text: string,
+    sentAt: number,
+    attempt = 0,
+    extra: { historyFor?: number } = {},
+  ): Promise<number> {
+    const sent = this.sendChain.then(() => this.encryptAndSend(to, id, text, sentAt, attempt > 0, extra));
     this.sendChain = sent.catch(() => {});
     return sent
       .then(
@@ -878,7 +1179,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
           // Sesame: the server listed which devices we missed or addressed wrongly; refresh and retry.
           const devices = (err as ClientError & { devices?: { user: string; extra: number[] }[] }).devices ?? [];
           for (const d of devices) for (const x of d.extra) this.store.deleteSession({ name: d.user, deviceId: x });
-          return this.sendEncrypted(to, id, text, sentAt, attempt + 1);
+          return this.sendEncrypted(to, id, text, sentAt, attempt + 1, extra);
         }
         throw err;
       });
@@ -890,11 +1191,12 @@ export class ParleyClient extends Emitter<ClientEvents> {
     text: string,
     sentAt: number,
     refresh: boolean,
+    extra: { historyFor?: number } = {},
   ): Promise<{ ack: Promise<number> }> {
     const me = this.accountName!;
     const myDevice = this.deviceId!;
     const media = this.store.getOpaque(mediaKey(me, id));
-    const plaintext = encodeContent({ text, sentAt, ...(media ? { media } : {}) });
+    const plaintext = encodeContent({ text, sentAt, ...(media ? { media } : {}), ...extra });
     const peerDevices = (await this.devicesOf(to, refresh)).filter((d) => !(to === me && d === myDevice));
     const ownDevices = to === me ? [] : (await this.devicesOf(me, refresh)).filter((d) => d !== myDevice);
     await this.ensureSessions(to, peerDevices);

@@ -2,9 +2,18 @@
 // profile store and the TCP/WebSocket transport.
 import { connect } from "@parley/wire";
 import { type ClientOptions, ParleyClient } from "./client.ts";
+import { importHistory } from "./files.node.ts";
 import { type OpenProfileStoreOptions, openProfileStore } from "./store/index.node.ts";
 
-export { downloadAttachment, forwardAttachment, type SendFileOptions, sendFile } from "./files.node.ts";
+export {
+  downloadAttachment,
+  forwardAttachment,
+  importHistory,
+  type SendFileOptions,
+  type SendHistoryOptions,
+  sendFile,
+  sendHistory,
+} from "./files.node.ts";
 export * from "./index.ts";
 export * from "./media/index.node.ts";
 export * from "./store/index.node.ts";
@@ -20,5 +29,10 @@ export async function openClient(
     ...(keyFile !== undefined ? { keyFile } : {}),
     ...(scrypt !== undefined ? { scrypt } : {}),
   });
-  return new ParleyClient({ ...rest, store, connect: rest.connect ?? connect });
+  const client = new ParleyClient({ ...rest, store, connect: rest.connect ?? connect });
+  // A newly linked device imports the history bundle its primary sends.
+  client.on("history", ({ media }) => {
+    importHistory(client, media).catch((error: Error) => client.reportHistoryError(error));
+  });
+  return client;
 }

@@ -8,6 +8,8 @@ export interface MessageContent {
   sentAt: number;
   /** An attachment: the encoded MediaDescriptor (pointer, media key, hashes; see media/descriptor.ts). */
   media?: Uint8Array;
+  /** Multi-device history transfer: `media` is the history bundle for our own device with this id. */
+  historyFor?: number;
 }
 
 const toB64 = (b: Uint8Array) => {
@@ -27,7 +29,13 @@ export class PayloadError extends Error {
 
 export function encodeContent(content: MessageContent): Uint8Array {
   const json = new TextEncoder().encode(
-    JSON.stringify({ v: 1, t: content.text, s: content.sentAt, ...(content.media ? { m: toB64(content.media) } : {}) }),
+    JSON.stringify({
+      v: 1,
+      t: content.text,
+      s: content.sentAt,
+      ...(content.media ? { m: toB64(content.media) } : {}),
+      ...(content.historyFor !== undefined ? { h: content.historyFor } : {}),
+    }),
   );
   const padded = new Uint8Array(Math.ceil((json.length + 1) / PAD_BLOCK) * PAD_BLOCK);
   padded.set(json);
@@ -46,7 +54,10 @@ export function decodeContent(bytes: Uint8Array): MessageContent {
   } catch {
     throw new PayloadError("message content is not valid JSON");
   }
-  const p = parsed as { v?: unknown; t?: unknown; s?: unknown; m?: unknown };
+  const p = parsed as { v?: unknown; t?: unknown; s?: unknown; m?: unknown; h?: unknown };
+  if (p.h !== undefined && (typeof p.h !== "number" || !Number.isInteger(p.h) || p.h < 0)) {
+    throw new PayloadError("message content has a malformed history target");
+  }
   if (p.v !== 1 || typeof p.t !== "string" || typeof p.s !== "number" || !Number.isFinite(p.s)) {
     throw new PayloadError("message content has an unknown shape");
   }
@@ -60,5 +71,10 @@ export function decodeContent(bytes: Uint8Array): MessageContent {
       throw new PayloadError("message content has a malformed attachment");
     }
   }
-  return { text: p.t, sentAt: p.s, ...(media ? { media } : {}) };
+  return {
+    text: p.t,
+    sentAt: p.s,
+    ...(media ? { media } : {}),
+    ...(typeof p.h === "number" ? { historyFor: p.h } : {}),
+  };
 }

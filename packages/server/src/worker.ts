@@ -17,6 +17,9 @@ import type { ServerKeyPair } from "./server-key.ts";
 import { SqliteStorage } from "./storage/index.ts";
 import { LogVerifier, type Verifier } from "./verifier.ts";
 
+/** A primary and up to 4 linked companions, as WhatsApp allows. */
+export const MAX_DEVICES_PER_ACCOUNT = 5;
+
 export interface WorkerDeps {
   config: ServerConfig;
   log: Logger;
@@ -55,6 +58,7 @@ export async function startWorker(deps: WorkerDeps): Promise<WorkerHandle> {
     dataDir: config.dataDir,
     clock,
     retentionMs: config.retentionDays * 24 * 3600 * 1000,
+    maxDevicesPerAccount: MAX_DEVICES_PER_ACCOUNT,
   });
   const gateway = new Gateway({
     storage,

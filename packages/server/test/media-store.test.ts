@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync, truncateSync } from "node:fs";
 import { request } from "node:http";
 import { join } from "node:path";
+import { Readable, Writable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import fc from "fast-check";
 import { FsBlobStore, isValidMediaId, MEDIA_ID_LENGTH, newMediaId, UPLOAD_TTL_MS } from "../src/media/index.ts";
@@ -365,7 +366,6 @@ describe("FsBlobStore", () => {
       const store = new FsBlobStore(join(h.dataDir, "media-unit"));
       const id = newMediaId();
       await store.createUpload(id, { user: "alice", device: 1 }, 0, null);
-      const { Readable } = await import("node:stream");
       const broken = new Readable({
         read() {
           this.push(Buffer.alloc(1000, 1));
@@ -378,6 +378,43 @@ describe("FsBlobStore", () => {
       truncateSync(join(h.dataDir, "media-unit", "uploads", `${id}.part`), 0);
       await assert.rejects(store.append(id, 5, Readable.from([Buffer.from("x")]), 10_000), { code: "OFFSET_MISMATCH" });
       assert.throws(() => store.read("../../etc/passwd", 0, 1), { code: "BAD_MEDIA_ID" });
+    } finally {
+      await h.stop();
+    }
+  });
+  it("sendTo writes exactly the asked range through reused buffers, and stops when the consumer goes away", async () => {
+    const h = await startMediaServer();
+    try {
+      const store = new FsBlobStore(join(h.dataDir, "media-send"));
+      const id = newMediaId();
+      const content = randomBytes(1_234_567);
+      await store.createUpload(id, { user: "u", device: 1 }, Date.now(), content.length);
+      await store.append(id, 0, Readable.from([content]), 10_000_000);
+      await store.complete(id, Date.now());
+      for (const [start, end] of [
+        [0, content.length - 1],
+        [1, 1],
+        [262_143, 262_144],
+        [100_000, content.length - 2],
+      ] as const) {
+        const parts: Buffer[] = [];
+        const sink = new Writable({
+          highWaterMark: 1024,
+          write(chunk: Buffer, _enc, done) {
+            parts.push(Buffer.from(chunk)); // a copy: the store reuses its buffers once done() runs
+            setImmediate(done);
+          },
+        });
+        await store.sendTo(id, start, end, sink);
+        assert.ok(Buffer.concat(parts).equals(content.subarray(start, end + 1)), `${start}-${end}`);
+      }
+      const gone = new Writable({
+        write(_chunk, _enc, done) {
+          done();
+          this.destroy();
+        },
+      });
+      await assert.rejects(store.sendTo(id, 0, content.length - 1, gone));
     } finally {
       await h.stop();
     }

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import fc from "fast-check";
 import {
   bytesEqual,
   concatBytes,
@@ -216,5 +217,25 @@ describe("providers agree", () => {
       const mine = nobleCrypto.randomBytes(32);
       assert.deepEqual(nodeCrypto.x25519(mine, peer.publicKey), nobleCrypto.x25519(mine, peer.publicKey));
     }
+  });
+  it("node provider's HKDF (HMAC-based up to 64 bytes, hkdfSync beyond) equals noble's for every length", () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ maxLength: 80 }),
+        fc.option(fc.uint8Array({ maxLength: 80 }), { nil: undefined }),
+        fc.uint8Array({ maxLength: 40 }),
+        fc.nat({ max: 200 }),
+        (ikm, salt, info, length) => {
+          const okm = nodeCrypto.hkdfSha256(ikm, salt, info, length);
+          assert.equal(okm.length, length);
+          assert.deepEqual(okm, nobleCrypto.hkdfSha256(ikm, salt, info, length));
+        },
+      ),
+      { numRuns: 200 },
+    );
+    assert.throws(
+      () => nodeCrypto.hkdfSha256(new Uint8Array(32), undefined, new Uint8Array(0), 255 * 32 + 1),
+      (e) => isSignalError(e, "INVALID_KEY"),
+    );
   });
 });

@@ -39,7 +39,8 @@ class Writer {
     return this;
   }
   bytes(b: Uint8Array, fixed?: number) {
-    if (fixed !== undefined && b.length !== fixed) throw new WireError("INVALID_STANZA", `expected ${fixed} bytes, got ${b.length}`);
+    if (fixed !== undefined && b.length !== fixed)
+      throw new WireError("INVALID_STANZA", `expected ${fixed} bytes, got ${b.length}`);
     if (fixed === undefined) this.u8(b.length);
     for (const x of b) this.parts.push(x);
     return this;
@@ -69,7 +70,12 @@ class Reader {
   }
   u32(): number {
     this.need(4);
-    const v = ((this.b[this.pos]! << 24) | (this.b[this.pos + 1]! << 16) | (this.b[this.pos + 2]! << 8) | this.b[this.pos + 3]!) >>> 0;
+    const v =
+      ((this.b[this.pos]! << 24) |
+        (this.b[this.pos + 1]! << 16) |
+        (this.b[this.pos + 2]! << 8) |
+        this.b[this.pos + 3]!) >>>
+      0;
     this.pos += 4;
     return v;
   }
@@ -174,7 +180,12 @@ export function encodeDeviceIdentity(d: DeviceIdentity): Uint8Array {
 export function decodeDeviceIdentity(bytes: Uint8Array): DeviceIdentity {
   const r = new Reader(bytes, "device identity");
   r.version();
-  const d = { user: r.str(), identityKey: r.bytes(IDENTITY_KEY_BYTES), noiseKey: r.bytes(NOISE_KEY_BYTES), createdAt: r.u32() };
+  const d = {
+    user: r.str(),
+    identityKey: r.bytes(IDENTITY_KEY_BYTES),
+    noiseKey: r.bytes(NOISE_KEY_BYTES),
+    createdAt: r.u32(),
+  };
   r.end();
   return d;
 }
@@ -211,7 +222,11 @@ export function encodeLinkOffer(o: LinkOffer): Uint8Array {
   return concat(
     w.finish(),
     o.deviceIdentity,
-    new Writer().bytes(o.accountSignature, SIGNATURE_BYTES).bytes(o.primaryIdentityKey, IDENTITY_KEY_BYTES).bytes(o.mac, HMAC_BYTES).finish(),
+    new Writer()
+      .bytes(o.accountSignature, SIGNATURE_BYTES)
+      .bytes(o.primaryIdentityKey, IDENTITY_KEY_BYTES)
+      .bytes(o.mac, HMAC_BYTES)
+      .finish(),
   );
 }
 
@@ -231,7 +246,8 @@ export function decodeLinkOffer(bytes: Uint8Array): LinkOffer {
 }
 
 /** The bytes the link offer's MAC covers. */
-export const linkOfferMacInput = (o: Omit<LinkOffer, "mac">) => concat(o.deviceIdentity, o.accountSignature, o.primaryIdentityKey);
+export const linkOfferMacInput = (o: Omit<LinkOffer, "mac">) =>
+  concat(o.deviceIdentity, o.accountSignature, o.primaryIdentityKey);
 
 // ---------------------------------------------------------------- device list
 
@@ -244,7 +260,8 @@ export interface DeviceList {
 }
 
 export function encodeDeviceList(l: DeviceList): Uint8Array {
-  if (l.devices.length === 0 || l.devices.length > MAX_DEVICES) throw new WireError("INVALID_STANZA", "a device list has 1..16 devices");
+  if (l.devices.length === 0 || l.devices.length > MAX_DEVICES)
+    throw new WireError("INVALID_STANZA", "a device list has 1..16 devices");
   const w = new Writer().u8(VERSION).str(l.user).u32(l.version).u8(l.devices.length);
   for (const d of l.devices) w.u32(d.id).bytes(d.identityKey, IDENTITY_KEY_BYTES);
   return w.finish();
@@ -274,5 +291,8 @@ export function encodeSignedDeviceList(list: Uint8Array, signature: Uint8Array):
 
 export function splitSignedDeviceList(blob: Uint8Array): { list: Uint8Array; signature: Uint8Array } {
   if (blob.length <= SIGNATURE_BYTES) throw new WireError("TRUNCATED", "signed device list is truncated");
-  return { list: blob.subarray(0, blob.length - SIGNATURE_BYTES), signature: blob.subarray(blob.length - SIGNATURE_BYTES) };
+  return {
+    list: blob.subarray(0, blob.length - SIGNATURE_BYTES),
+    signature: blob.subarray(blob.length - SIGNATURE_BYTES),
+  };
 }

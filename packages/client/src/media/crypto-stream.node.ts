@@ -2,9 +2,9 @@
 // sender, and for the recipient the verifier that hashes and MACs the blob as it arrives (never
 // decrypting), then the decrypting pass that runs only over a verified blob.
 import { createCipheriv, createDecipheriv, createHash, createHmac, type Hash, type Hmac } from "node:crypto";
-import { createReadStream, createWriteStream } from "node:fs";
+import { type FileHandle, open } from "node:fs/promises";
 import { Transform, type TransformCallback } from "node:stream";
-import { pipeline } from "node:stream/promises";
+import { CRYPTO_SLICE_BYTES, FILE_READ_BYTES } from "./encrypt-file.node.ts";
 import { MediaError } from "./errors.ts";
 import { deriveMediaKeys, encryptedSize, MEDIA_MAC_LENGTH, type MediaType } from "./keys.ts";
 import { constantTimeEqual } from "./memory.ts";
@@ -125,7 +125,23 @@ export class BlobVerifier {
   }
 }
 
-/** Decrypts a verified blob file into `plainPath`, streaming; checks the plaintext's size and SHA-256. */
+/** Reads up to `length` bytes at `position`; 0 only at the end of the file. */
+function readAt(fh: FileHandle, into: Buffer, position: number, length: number): Promise<number> {
+  if (length <= 0) return Promise.resolve(0);
+  return handled(fh.read(into, 0, length, position).then((r) => r.bytesRead));
+}
+
+/** Marks a promise that runs ahead as handled: its failure surfaces where it is awaited, never as an unhandled rejection. */
+function handled<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => undefined);
+  return p;
+}
+
+/**
+ * Decrypts a verified blob file into `plainPath` and checks the plaintext's size and SHA-256.
+ * Two reused read buffers: the next read runs while this one is decrypted (64 KiB slices, which
+ * stay in the CPU cache) and the previous one is written out with a single writev.
+ */
 export async function decryptBlobFile(
   blobPath: string,
   plainPath: string,
@@ -135,30 +151,61 @@ export async function decryptBlobFile(
   const { iv, cipherKey } = deriveMediaKeys(expected.mediaKey, expected.type);
   const decipher = createDecipheriv("aes-256-cbc", cipherKey, iv);
   const hash = createHash("sha256");
-  let size = 0;
-  const tap = new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      size += chunk.length;
-      hash.update(chunk);
-      onBytes?.(chunk.length);
-      done(null, chunk);
-    },
-  });
-  const ctEnd = encryptedSize(expected.size) - MEDIA_MAC_LENGTH - 1;
+  const ctLength = encryptedSize(expected.size) - MEDIA_MAC_LENGTH;
+  let input: FileHandle | undefined;
+  let output: FileHandle | undefined;
+  let written = 0;
   try {
-    await pipeline(
-      createReadStream(blobPath, { start: 0, end: ctEnd, highWaterMark: 256 * 1024 }),
-      decipher,
-      tap,
-      createWriteStream(plainPath, { flags: "wx", mode: 0o600, highWaterMark: 1024 * 1024 }),
-    );
+    input = await open(blobPath, "r");
+    output = await open(plainPath, "wx", 0o600);
+    const out = output;
+    const buffers = [Buffer.allocUnsafeSlow(FILE_READ_BYTES), Buffer.allocUnsafeSlow(FILE_READ_BYTES)] as const;
+    let which = 0;
+    let position = 0;
+    let reading = readAt(input, buffers[0], 0, Math.min(FILE_READ_BYTES, ctLength));
+    let writing: Promise<unknown> = Promise.resolve();
+    const write = async (parts: Buffer[]) => {
+      let total = 0;
+      for (const part of parts) {
+        hash.update(part);
+        total += part.length;
+      }
+      await writing;
+      if (total === 0) return;
+      writing = handled(out.writev(parts, written));
+      written += total;
+      onBytes?.(total);
+    };
+    for (;;) {
+      const n = await reading;
+      if (n === 0) break;
+      const chunk = (which === 0 ? buffers[0] : buffers[1]).subarray(0, n);
+      position += n;
+      which ^= 1;
+      reading = readAt(
+        input,
+        which === 0 ? buffers[0] : buffers[1],
+        position,
+        Math.min(FILE_READ_BYTES, ctLength - position),
+      );
+      const parts: Buffer[] = [];
+      for (let at = 0; at < n; at += CRYPTO_SLICE_BYTES) {
+        parts.push(decipher.update(chunk.subarray(at, Math.min(n, at + CRYPTO_SLICE_BYTES))));
+      }
+      await write(parts);
+    }
+    await write([decipher.final()]);
+    await writing;
   } catch (err) {
     if (err instanceof Error && /bad decrypt|wrong final block length/i.test(err.message)) {
       throw new MediaError("DECRYPT_FAILED", "bad padding after a valid MAC", { cause: err });
     }
     throw new MediaError("IO", `decrypting into ${plainPath} failed`, { cause: err });
+  } finally {
+    await input?.close().catch(() => undefined);
+    await output?.close().catch(() => undefined);
   }
-  if (size !== expected.size || !constantTimeEqual(new Uint8Array(hash.digest()), expected.fileSha256)) {
+  if (written !== expected.size || !constantTimeEqual(new Uint8Array(hash.digest()), expected.fileSha256)) {
     throw new MediaError("DECRYPT_FAILED", "the plaintext's size or SHA-256 differs from the descriptor's");
   }
 }

@@ -1,12 +1,10 @@
 // Sender side: encrypt a file while streaming it to the content store, resuming after a broken
 // connection, and describe it for the E2E message. Memory stays constant whatever the size.
-import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
-import { Transform } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import { type MediaUploadCredentials, mediaUploadAuthorization } from "./auth.ts";
-import { MediaEncryptStream, SkipBytes } from "./crypto-stream.node.ts";
+import type { EncryptResult } from "./crypto-stream.node.ts";
 import { type MediaDescriptor, validateMediaDescriptor } from "./descriptor.ts";
+import { EncryptedFileStream } from "./encrypt-file.node.ts";
 import { MediaError } from "./errors.ts";
 import { inspectFile } from "./file-info.node.ts";
 import { answerError, httpCall, RetryableError } from "./http.node.ts";
@@ -104,7 +102,7 @@ export async function uploadMediaFile(path: string, options: UploadMediaOptions)
   const url = `${base}/media/${blobId}`;
 
   const meter = new ProgressMeter("upload", blobSize, options.onProgress, now);
-  let result: MediaEncryptStream["result"];
+  let result: EncryptResult | undefined;
   let offset = 0;
   await withRetries(attempts, signal, async (attempt) => {
     if (attempt > 0) {
@@ -113,18 +111,9 @@ export async function uploadMediaFile(path: string, options: UploadMediaOptions)
       if (h.status !== 200) throw answerError(h.status, h.text, "resuming the upload");
       offset = Number(h.headers["upload-offset"] ?? 0);
     }
-    const encrypt = new MediaEncryptStream(mediaKey, type);
-    const counter = new Transform({
-      transform(chunk: Buffer, _enc, done) {
-        meter.add(chunk.length);
-        done(null, chunk);
-      },
-    });
+    // One stage reads, hashes, encrypts and MACs (see ./encrypt-file.node.ts).
     meter.set(offset);
-    // pipeline() tears every stage down on any failure; the request sees `counter` fail and ends.
-    pipeline(createReadStream(path, { highWaterMark: 256 * 1024 }), encrypt, new SkipBytes(offset), counter).catch(
-      () => undefined,
-    );
+    const encrypt = new EncryptedFileStream(path, mediaKey, type, offset, (n) => meter.add(n));
     const r = await httpCall(
       url,
       "PATCH",
@@ -134,7 +123,7 @@ export async function uploadMediaFile(path: string, options: UploadMediaOptions)
         "content-length": String(blobSize - offset),
         "content-type": "application/offset+octet-stream",
       },
-      counter,
+      encrypt,
       signal,
     );
     if (r.status !== 204) throw answerError(r.status, r.text, "uploading");

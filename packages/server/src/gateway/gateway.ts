@@ -8,6 +8,7 @@
 import { randomUUID } from "node:crypto";
 import {
   type ClientHello,
+  CloseCode,
   type Connection,
   decodeClientHello,
   encodeServerHello,
@@ -24,6 +25,7 @@ import { KeyedRateLimiter } from "../rate-limit.ts";
 import type { RouteEvent, Router } from "../routing/types.ts";
 import type { Account, AccountId, Device, EnqueueItem, ServerStorage } from "../storage/index.ts";
 import type { Verifier } from "../verifier.ts";
+import { LinkRegistry } from "./links.ts";
 import { ClientSession } from "./session.ts";
 
 /** What authenticate() hands to onConnection(). */
@@ -68,6 +70,7 @@ export class Gateway {
   readonly registrationLimiter = new KeyedRateLimiter(5, 5 / 3600); // per name: 5 codes, then one per 12 min
   readonly globalRegistrationLimiter = new KeyedRateLimiter(100, 10); // per worker
   readonly keyFetchLimiter = new KeyedRateLimiter(200, 20); // per account: bundle fetches
+  readonly links: LinkRegistry;
 
   constructor(options: GatewayOptions) {
     this.storage = options.storage;
@@ -78,6 +81,7 @@ export class Gateway {
     this.verifier = options.verifier;
     this.config = options.config;
     this.workerId = options.workerId ?? randomUUID();
+    this.links = new LinkRegistry(this.router, () => this.clock.now());
     this.router.subscribe((e) => this.onRouteEvent(e));
   }
 
@@ -153,6 +157,7 @@ export class Gateway {
 
   detach(session: ClientSession): void {
     for (const set of this.watchers.values()) set.delete(session);
+    this.links.drop(session);
     if (session.user === undefined || session.device === undefined) return;
     const key = deviceKey(session.user, session.device);
     if (this.byDevice.get(key) !== session) return; // already replaced
@@ -176,6 +181,12 @@ export class Gateway {
     switch (e.type) {
       case "wake":
         this.byDevice.get(deviceKey(e.user, e.device))?.wake();
+        break;
+      case "link":
+        this.links.onEvent(e);
+        break;
+      case "revoke":
+        this.byDevice.get(deviceKey(e.user, e.device))?.close(CloseCode.AUTH_FAILED, "this device was unlinked");
         break;
       case "devices":
         this.deviceIdCache.delete(e.accountId);

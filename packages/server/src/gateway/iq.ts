@@ -4,9 +4,19 @@
 import { randomInt } from "node:crypto";
 import { decodeKemPublicKey, decodePublicKey, isSignalError, xeddsaVerify } from "@parley/signal/verify";
 import type { IqRequest, IqResult, IqStanza, PreKeyBundle, SignedPreKey, StanzaError } from "@parley/wire";
-import { CloseCode, encodeStanza } from "@parley/wire";
+import {
+  accountSignedBytes,
+  CloseCode,
+  decodeDeviceIdentity,
+  decodeDeviceList,
+  deviceListSignedBytes,
+  deviceSignedBytes,
+  encodeStanza,
+  splitSignedDeviceList,
+} from "@parley/wire";
 import type { KemPreKey, PreKeyBundle as StoredBundle } from "../storage/index.ts";
 import { isStorageError, normalizeAccountName } from "../storage/index.ts";
+import { LinkError } from "./links.ts";
 import type { ClientSession } from "./session.ts";
 
 /** A device below this many one-time prekeys of either kind is told to upload more. */
@@ -98,9 +108,11 @@ async function run(session: ClientSession, req: IqRequest): Promise<IqResult> {
   const storage = gw.storage;
 
   if (session.account === undefined) {
-    // A registering connection may only register.
+    // A registering connection may only register, or link as a companion.
     if (req.op === "register-account") return registerAccount(session, req.name, req.code);
     if (req.op === "register-device") return registerPrimaryDevice(session, req);
+    if (req.op === "link-wait") return linkWait(session, req.ref);
+    if (req.op === "link-complete") return linkComplete(session, req);
     return fail("unauthorized", `register first (${req.op} needs a logged-in device)`);
   }
   const me = session.account;
@@ -170,8 +182,46 @@ async function run(session: ClientSession, req: IqRequest): Promise<IqResult> {
 
     case "set-devices": {
       if (myDevice !== 1) fail("forbidden", "only the primary device publishes the device list");
-      const current = await storage.getDeviceList(me.id);
-      await storage.setDeviceList(me.id, { version: (current?.version ?? 0) + 1, blob: req.list });
+      // Defense in depth: contacts verify the list themselves; the server refuses one that would fail.
+      let list: ReturnType<typeof decodeDeviceList>;
+      try {
+        const { list: bytes, signature } = splitSignedDeviceList(req.list);
+        list = decodeDeviceList(bytes);
+        checkSignature(session.deviceRecord!.identityKey, deviceListSignedBytes(bytes), signature, "device list");
+      } catch (err) {
+        if (err instanceof IqFailure) throw err;
+        return fail("bad-request", `malformed device list: ${(err as Error).message}`);
+      }
+      if (list.user !== me.name) fail("bad-request", "the device list names another account");
+      const current = (await storage.listDevices(me.id)).map((d) => d.deviceId).sort((a, b) => a - b);
+      const listed = list.devices.map((d) => d.id).sort((a, b) => a - b);
+      if (current.join(",") !== listed.join(",")) {
+        fail("conflict", `the list must name exactly the account's devices (${current.join(", ")})`);
+      }
+      const stored = await storage.getDeviceList(me.id);
+      if (stored && list.version <= stored.version) fail("conflict", `list version must exceed ${stored.version}`);
+      await storage.setDeviceList(me.id, { version: list.version, blob: req.list });
+      await notifyDevicesChanged(session);
+      return { op: "ok" };
+    }
+
+    case "link-offer": {
+      if (myDevice !== 1) fail("forbidden", "only the primary device links new devices");
+      try {
+        const device = await gw.links.offer(Buffer.from(req.ref).toString("hex"), me.name, req.payload);
+        return { op: "device", device };
+      } catch (err) {
+        if (err instanceof LinkError) return fail(err.code, err.message);
+        throw err;
+      }
+    }
+
+    case "remove-device": {
+      if (myDevice !== 1) fail("forbidden", "only the primary device unlinks devices");
+      if (req.device === 1) fail("bad-request", "the primary device cannot be unlinked; delete the account instead");
+      await storage.removeDevice(me.id, req.device);
+      gw.devicesChanged(me.id, me.name);
+      gw.router.publish({ type: "revoke", user: me.name, device: req.device });
       return { op: "ok" };
     }
 
@@ -215,6 +265,123 @@ async function warnIfLow(session: ClientSession, accountId: string, user: string
   } catch (err) {
     session.gateway.log.warn({ err }, "could not queue prekeys-low notice");
   }
+}
+
+/** Tells our other devices and our contacts to refetch our device list (a queued notification). */
+async function notifyDevicesChanged(session: ClientSession): Promise<void> {
+  const gw = session.gateway;
+  const me = session.account!;
+  const envelope = encodeStanza({
+    kind: "notification",
+    id: 0,
+    timestamp: Math.floor(gw.clock.now() / 1000),
+    event: { type: "devices-changed", user: me.name },
+  });
+  const items = [];
+  const names = new Map<string, string>([[me.id, me.name]]);
+  for (const d of await gw.deviceIds(me.id))
+    if (d !== session.device) items.push({ accountId: me.id, deviceId: d, envelope });
+  for (const name of await gw.storage.getContacts(me.id)) {
+    const contact = await gw.accountByName(name);
+    if (!contact) continue;
+    names.set(contact.id, contact.name);
+    for (const d of await gw.deviceIds(contact.id))
+      items.push({ accountId: contact.id, deviceId: d, envelope, durable: false });
+  }
+  if (items.length > 0) await gw.enqueueAndWake(items, names);
+}
+
+// -------------------------------------------------------------- linking
+
+async function linkWait(session: ClientSession, ref: Uint8Array): Promise<IqResult> {
+  if (ref.length !== 16) return fail("bad-request", "a link reference is 16 bytes");
+  try {
+    session.gateway.links.wait(Buffer.from(ref).toString("hex"), session);
+  } catch (err) {
+    if (err instanceof LinkError) return fail(err.code, err.message);
+    throw err;
+  }
+  return { op: "ok" };
+}
+
+async function linkComplete(
+  session: ClientSession,
+  req: Extract<IqRequest, { op: "link-complete" }>,
+): Promise<IqResult> {
+  const gw = session.gateway;
+  const ref = Buffer.from(req.ref).toString("hex");
+  let identity: ReturnType<typeof decodeDeviceIdentity>;
+  try {
+    identity = decodeDeviceIdentity(req.deviceIdentity);
+  } catch (err) {
+    return fail("bad-request", `malformed device identity: ${(err as Error).message}`);
+  }
+  try {
+    gw.links.checkComplete(ref, identity.user, session);
+  } catch (err) {
+    if (err instanceof LinkError) return fail(err.code, err.message);
+    throw err;
+  }
+  const same = (a: Uint8Array, b: Uint8Array) => Buffer.compare(Buffer.from(a), Buffer.from(b)) === 0;
+  if (!same(identity.noiseKey, session.connection.remoteStaticPublicKey) || !same(req.noiseKey, identity.noiseKey)) {
+    fail("bad-request", "the device identity's noise key must be this connection's static key");
+  }
+  if (!same(identity.identityKey, req.identityKey))
+    fail("bad-request", "the device identity names another identity key");
+  const account = await gw.storage.getAccountByName(identity.user);
+  if (!account) return fail("not-found", `no account named ${identity.user}`);
+  const primary = await gw.storage.getDevice(account.id, 1);
+  if (!primary) return fail("not-found", "the account has no primary device");
+  // The primary signed this companion (account signature); the companion countersigned (device signature).
+  checkSignature(
+    primary.identityKey,
+    accountSignedBytes(req.deviceIdentity),
+    req.accountSignature,
+    "account signature",
+  );
+  checkSignature(
+    req.identityKey,
+    deviceSignedBytes(req.deviceIdentity, primary.identityKey),
+    req.deviceSignature,
+    "device signature",
+  );
+  const signedPreKey = checkSignedPreKey(req.signedPreKey, req.identityKey);
+  const lastResortKemPreKey = checkKemKey(req.kyberPreKey, req.identityKey, "last-resort KEM prekey");
+  const kemOneTime = req.kyberOneTimePreKeys.map((k) => checkKemKey(k, req.identityKey, `KEM prekey ${k.id}`));
+  for (const k of req.oneTimePreKeys) {
+    try {
+      decodePublicKey(k.key);
+    } catch {
+      fail("bad-request", `one-time prekey ${k.id}: not a Curve25519 public key`);
+    }
+  }
+  let device: Awaited<ReturnType<typeof gw.storage.addDevice>>;
+  try {
+    device = await gw.storage.addDevice(account.id, {
+      noiseStaticKey: req.noiseKey,
+      registrationId: req.registrationId,
+      identityKey: req.identityKey,
+      signedPreKey,
+      lastResortKemPreKey,
+    });
+  } catch (err) {
+    if (isStorageError(err, "LIMIT_EXCEEDED")) {
+      gw.links.failed(ref, "the account already has the most linked devices allowed");
+      return fail("too-large", "the account already has the most linked devices allowed (4 companions)");
+    }
+    throw err;
+  }
+  await gw.storage.uploadPreKeys(account.id, device.deviceId, {
+    ecOneTime: req.oneTimePreKeys.map((k) => ({ id: k.id, publicKey: k.key })),
+    kemOneTime,
+  });
+  gw.devicesChanged(account.id, account.name);
+  gw.links.completed(ref, account.name, device.deviceId);
+  gw.log.info({ user: account.name, device: device.deviceId }, "device linked");
+  session.account = account;
+  session.deviceRecord = device;
+  gw.attach(session);
+  return { op: "linked", user: account.name, device: device.deviceId };
 }
 
 // --------------------------------------------------------------- registration

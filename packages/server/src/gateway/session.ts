@@ -336,7 +336,13 @@ export class ClientSession {
   deliver(seq: number, stanza: Stanza, createdAt: number): void {
     if (this.closed || this.passive || this.account === undefined) return;
     const window = this.gateway.config.deliveryWindow;
-    if (!this.backlogDone || this.needsFetch || this.pumping || this.inflight.size >= window || !this.connection.writable) {
+    if (
+      !this.backlogDone ||
+      this.needsFetch ||
+      this.pumping ||
+      this.inflight.size >= window ||
+      !this.connection.writable
+    ) {
       this.wake();
       return;
     }
@@ -506,16 +512,16 @@ export class ClientSession {
     const me = this.account!.id;
     const targetDevice = r.to.device;
     const accounts = [target.id];
-    // Read state syncs across one's own devices: they get our read receipts too.
-    if (r.type === "read" && target.id !== me) accounts.push(me);
-    await this.routeToAccounts(
-      accounts,
-      accounts.map(() => routed),
-      (account, device) => {
-        if (account === me) return device !== this.device;
-        return targetDevice === undefined || device === targetDevice;
-      },
-    );
+    const stanzas: Stanza[] = [routed];
+    // Read state syncs across one's own devices: they get our read receipts too, with the chat named.
+    if (r.type === "read" && target.id !== me) {
+      accounts.push(me);
+      stanzas.push({ ...routed, to: { user: target.name } });
+    }
+    await this.routeToAccounts(accounts, stanzas, (account, device) => {
+      if (account === me) return device !== this.device;
+      return targetDevice === undefined || device === targetDevice;
+    });
     this.gateway.metrics.receiptsRouted.inc();
   }
 

@@ -2,7 +2,7 @@
 // interface, so an S3 (or other object store) backend can replace the filesystem one:
 // resumable appends map to multipart uploads, `complete` to CompleteMultipartUpload,
 // `read` to a ranged GET, `purgeExpired` to a lifecycle rule.
-import type { Readable } from "node:stream";
+import type { Readable, Writable } from "node:stream";
 
 /** Who started an upload: the registered device that proved itself (see ./auth.ts). */
 export interface UploadOwner {
@@ -42,6 +42,12 @@ export interface BlobStore {
   stat(id: string): Promise<BlobInfo | null>;
   /** The bytes start..end (inclusive) of a finished blob. */
   read(id: string, start: number, end: number): Readable;
+  /**
+   * Optional fast path for downloads: writes start..end (inclusive) into `out` with a fixed set of
+   * reused buffers (no allocation per chunk, so no garbage waiting for the GC), respecting
+   * backpressure; resolves once the last byte is handed to `out`. Without it, read() is piped.
+   */
+  sendTo?(id: string, start: number, end: number, out: Writable): Promise<void>;
   /** Deletes blobs created at or before `blobsBefore` and unfinished uploads started at or before `uploadsBefore`. */
   purgeExpired(blobsBefore: number, uploadsBefore: number): Promise<{ blobs: number; uploads: number }>;
 }

@@ -7,7 +7,7 @@
 import { createReadStream, createWriteStream } from "node:fs";
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { type Readable, Transform, type TransformCallback } from "node:stream";
+import { type Readable, Transform, type TransformCallback, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { BlobInfo, BlobStore, UploadOwner, UploadState } from "./blob-store.ts";
 import { MediaStoreError } from "./errors.ts";
@@ -21,6 +21,8 @@ interface UploadMeta {
 
 const WRITE_BUFFER = 1024 * 1024;
 const READ_BUFFER = 256 * 1024;
+/** sendTo(): this many READ_BUFFERs per download, reused: one being read while the others drain. */
+const SEND_BUFFERS = 4;
 
 function isNotFound(err: unknown): boolean {
   return (err as NodeJS.ErrnoException)?.code === "ENOENT";
@@ -193,6 +195,54 @@ export class FsBlobStore implements BlobStore {
 
   read(id: string, start: number, end: number): Readable {
     return createReadStream(this.blobPath(id), { start, end, highWaterMark: READ_BUFFER });
+  }
+
+  async sendTo(id: string, start: number, end: number, out: Writable): Promise<void> {
+    const fh = await open(this.blobPath(id), "r");
+    const free: Buffer[] = Array.from({ length: SEND_BUFFERS }, () => Buffer.allocUnsafeSlow(READ_BUFFER));
+    let waiting: (() => void) | undefined;
+    let failed: Error | undefined;
+    const onGone = () => {
+      failed ??= new Error("the connection closed before the download ended");
+      waiting?.();
+    };
+    out.once("close", onGone);
+    out.once("error", onGone);
+    try {
+      let position = start;
+      while (position <= end) {
+        if (failed) throw failed;
+        const buffer = free.pop();
+        if (!buffer) {
+          await new Promise<void>((resolve) => {
+            waiting = resolve;
+          });
+          waiting = undefined;
+          continue;
+        }
+        const { bytesRead } = await fh.read(buffer, 0, Math.min(READ_BUFFER, end - position + 1), position);
+        if (bytesRead === 0) throw new MediaStoreError("INTERNAL", "the blob is shorter than its size");
+        position += bytesRead;
+        // The buffer returns to the pool only once `out` has handed its bytes to the kernel.
+        out.write(buffer.subarray(0, bytesRead), (err) => {
+          if (err) failed ??= err;
+          free.push(buffer);
+          waiting?.();
+        });
+      }
+      // Every buffer back: the last bytes left, and the file can close.
+      while (free.length < SEND_BUFFERS && !failed) {
+        await new Promise<void>((resolve) => {
+          waiting = resolve;
+        });
+        waiting = undefined;
+      }
+      if (failed) throw failed;
+    } finally {
+      out.off("close", onGone);
+      out.off("error", onGone);
+      await fh.close();
+    }
   }
 
   async purgeExpired(blobsBefore: number, uploadsBefore: number): Promise<{ blobs: number; uploads: number }> {

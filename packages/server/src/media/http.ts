@@ -249,6 +249,11 @@ export class MediaHttpHandler {
       res.end();
       return;
     }
-    await pipeline(this.o.store.read(id, start, end), res);
+    if (this.o.store.sendTo) {
+      await this.o.store.sendTo(id, start, end, res);
+      res.end();
+    } else {
+      await pipeline(this.o.store.read(id, start, end), res);
+    }
   }
 }

@@ -9,6 +9,11 @@ interface WireEvent {
   type: RouteEvent["type"];
   user: string;
   accountId?: string;
+  phase?: "wait" | "offer" | "done" | "failed";
+  ref?: string;
+  payload?: string; // base64
+  expiresAt?: number;
+  reason?: string;
   device?: number;
   owner?: string;
   stanza?: string; // base64: IPC is JSON
@@ -22,7 +27,12 @@ export interface RouteBatch {
 }
 
 function toWire(e: RouteEvent): WireEvent {
-  return e.type === "ephemeral" ? { ...e, stanza: Buffer.from(e.stanza).toString("base64") } : { ...e };
+  if (e.type === "ephemeral") return { ...e, stanza: Buffer.from(e.stanza).toString("base64") };
+  if (e.type === "link") {
+    const { payload, ...rest } = e;
+    return { ...rest, user: e.user ?? "", ...(payload ? { payload: Buffer.from(payload).toString("base64") } : {}) };
+  }
+  return { ...e };
 }
 
 function fromWire(w: WireEvent): RouteEvent | null {
@@ -37,6 +47,19 @@ function fromWire(w: WireEvent): RouteEvent | null {
         user: w.user,
         stanza: new Uint8Array(Buffer.from(w.stanza ?? "", "base64")),
         ...(w.exceptDevice !== undefined ? { exceptDevice: w.exceptDevice } : {}),
+      };
+    case "revoke":
+      return { type: "revoke", user: w.user, device: w.device ?? 0 };
+    case "link":
+      return {
+        type: "link",
+        phase: w.phase ?? "failed",
+        ref: w.ref ?? "",
+        ...(w.user ? { user: w.user } : {}),
+        ...(w.device !== undefined ? { device: w.device } : {}),
+        ...(w.payload !== undefined ? { payload: new Uint8Array(Buffer.from(w.payload, "base64")) } : {}),
+        ...(w.expiresAt !== undefined ? { expiresAt: w.expiresAt } : {}),
+        ...(w.reason !== undefined ? { reason: w.reason } : {}),
       };
     case "devices":
       return { type: "devices", accountId: w.accountId ?? "", user: w.user };

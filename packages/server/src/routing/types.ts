@@ -15,6 +15,23 @@ export type RouteEvent =
   | { type: "ephemeral"; user: string; stanza: Uint8Array; exceptDevice?: number }
   /** An account's devices changed (linked, removed, account deleted): drop cached device sets. */
   | { type: "devices"; accountId: string; user: string }
+  /** A device was unlinked: its connections close, everywhere. */
+  | { type: "revoke"; user: string; device: number }
+  /**
+   * Multi-device linking, between the worker holding the waiting companion and the worker holding
+   * the primary: a companion waits for `ref`; the primary offers; the companion completes or the
+   * link fails. Every worker tracks pending refs so a wrong, reused or expired code fails at once.
+   */
+  | {
+      type: "link";
+      phase: "wait" | "offer" | "done" | "failed";
+      ref: string;
+      user?: string;
+      device?: number;
+      payload?: Uint8Array;
+      expiresAt?: number;
+      reason?: string;
+    }
   /** A device of `user` came online or went offline (for presence subscribers). */
   | { type: "presence"; user: string; device: number; online: boolean; lastSeen: number };
 

@@ -34,4 +34,12 @@ export interface CryptoProvider {
   x25519PublicKey(privateKey: Uint8Array): Uint8Array;
   /** X25519(privateKey, publicKey); throws SignalError("INVALID_KEY") when the result is all zero (low-order point). */
   x25519(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array;
+  /**
+   * Optional native fast path: RFC 8032 Ed25519 verification (cofactorless,
+   * SHA-512(R ‖ A ‖ M), s must be < q) of a 64-byte signature under a 32-byte
+   * encoded Edwards public key. XEdDSA verification (curve/) maps its inputs
+   * onto this when present and uses its pure-JS path otherwise. Never throws:
+   * any malformed input is `false`.
+   */
+  ed25519Verify?(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean;
 }

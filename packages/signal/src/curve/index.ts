@@ -8,7 +8,7 @@
 // here therefore verify in libsignal and vice versa (checked by the interop tests).
 
 import { ed25519 } from "@noble/curves/ed25519.js";
-import { getCrypto } from "../crypto/index.ts";
+import { type CryptoProvider, getCrypto } from "../crypto/index.ts";
 import { SignalError } from "../errors.ts";
 
 export type KeyPair = {
@@ -215,8 +215,73 @@ function constantTimeBytesEqual(a: Uint8Array, b: Uint8Array): boolean {
  * Edwards image, or s with any of its top 3 bits set (after removing the sign
  * bit) all return false, as libsignal's verify_signature does. Like libsignal,
  * s is reduced mod q rather than required to be < q.
+ *
+ * When the active provider has a native Ed25519 verifier (node:crypto), the
+ * check runs there (~15x faster than the pure-JS path): XEdDSA verification is
+ * Ed25519 verification under A = the Edwards image of the Montgomery key with
+ * the sign bit taken from sig[63]. Both paths give the same answer for every
+ * input (property-tested against each other in test/xeddsa-native.test.ts).
  */
 export function xeddsaVerify(publicKeyRaw: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+  if (!(publicKeyRaw instanceof Uint8Array) || publicKeyRaw.length !== PUBLIC_KEY_LENGTH) return false;
+  if (!(signature instanceof Uint8Array) || signature.length !== SIGNATURE_LENGTH) return false;
+  if (!(message instanceof Uint8Array)) return false;
+  const provider = getCrypto();
+  if (provider.ed25519Verify !== undefined) {
+    const verdict = xeddsaVerifyNative(provider, publicKeyRaw, message, signature);
+    if (verdict !== undefined) return verdict;
+  }
+  return xeddsaVerifyPure(publicKeyRaw, message, signature);
+}
+
+/**
+ * The encoding of the Edwards point `montgomeryToEdwards(u, signBit)` without
+ * decompressing it: y = (u - 1) / (u + 1) with the sign bit set. Returns null
+ * when u = -1 (no image) and undefined for u = 0 (the image has x = 0, where
+ * dalek drops the requested sign bit; left to the pure path). Whether y is on
+ * the curve at all is decided by the verifier's own decoding, as in dalek.
+ */
+function edwardsEncodingOfMontgomery(u: Uint8Array, signBit: number): Uint8Array | null | undefined {
+  const masked = Uint8Array.from(u);
+  masked[31]! &= 0x7f;
+  const uValue = mod(bytesToNumberLE(masked), P);
+  if (uValue === P - 1n) return null;
+  if (uValue === 0n) return undefined;
+  const y = mod((uValue - 1n) * Point.Fp.inv(uValue + 1n), P);
+  const encoded = numberToBytesLE(y, 32);
+  encoded[31]! |= signBit ? SIGN_BIT : 0;
+  return encoded;
+}
+
+/**
+ * XEdDSA through the provider's Ed25519 verifier: same R and message, A as
+ * above, and s with the sign bit removed, range-checked exactly as libsignal
+ * does (top 3 bits clear) and then reduced mod q, because libsignal accepts
+ * any s < 2^253 as s mod q while RFC 8032 verifiers require s < q.
+ * undefined = not decidable here (caller uses the pure path).
+ */
+function xeddsaVerifyNative(
+  provider: CryptoProvider,
+  publicKeyRaw: Uint8Array,
+  message: Uint8Array,
+  signature: Uint8Array,
+): boolean | undefined {
+  const signBit = (signature[63]! & SIGN_BIT) >> 7;
+  const sBytes = signature.slice(32, 64);
+  sBytes[31]! &= 0x7f;
+  if ((sBytes[31]! & 0xe0) !== 0) return false;
+  const encodedA = edwardsEncodingOfMontgomery(publicKeyRaw, signBit);
+  if (encodedA === null) return false;
+  if (encodedA === undefined || provider.ed25519Verify === undefined) return undefined;
+  const s = bytesToNumberLE(sBytes);
+  const edSignature = new Uint8Array(SIGNATURE_LENGTH);
+  edSignature.set(signature.subarray(0, 32), 0);
+  edSignature.set(s < L ? sBytes : numberToBytesLE(s % L, 32), 32);
+  return provider.ed25519Verify(encodedA, message, edSignature);
+}
+
+/** The pure-JS XEdDSA verification (noble's Edwards arithmetic): the browser path and the reference for the native one. */
+export function xeddsaVerifyPure(publicKeyRaw: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
   if (!(publicKeyRaw instanceof Uint8Array) || publicKeyRaw.length !== PUBLIC_KEY_LENGTH) return false;
   if (!(signature instanceof Uint8Array) || signature.length !== SIGNATURE_LENGTH) return false;
   if (!(message instanceof Uint8Array)) return false;

@@ -10,16 +10,15 @@ export async function withAddressLock<T>(scope: object, key: string, task: () =>
     perScope = new Map();
     queues.set(scope, perScope);
   }
-  const previous = perScope.get(key) ?? Promise.resolve();
-  const run = previous.then(task, task);
-  const settled = run.then(
-    () => undefined,
-    () => undefined,
-  );
-  perScope.set(key, settled);
+  const previous = perScope.get(key);
+  // Uncontended (the common case): start at once instead of a microtask later.
+  // Queued: run after the previous task whether it resolved or rejected (its
+  // own caller handles its rejection).
+  const run = previous === undefined ? task() : previous.then(task, task);
+  perScope.set(key, run);
   try {
     return await run;
   } finally {
-    if (perScope.get(key) === settled) perScope.delete(key);
+    if (perScope.get(key) === run) perScope.delete(key);
   }
 }

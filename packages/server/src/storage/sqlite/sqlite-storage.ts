@@ -652,24 +652,27 @@ export class SqliteStorage implements ServerStorage {
         checkRecipient(item);
         checkEnvelope(item.envelope, this.maxEnvelopeBytes);
       }
-      return this.write(() => {
-        const now = this.clock.now();
-        return items.map(
-          (item) =>
-            (
-              this.sql.insertQueueEntry.get(
-                item.accountId,
-                item.deviceId,
-                item.envelope,
-                null,
-                item.senderAccountId ?? null,
-                item.senderDeviceId ?? null,
-                item.messageId ?? null,
-                now,
-              ) as { seq: number }
-            ).seq,
-        );
-      }, items.some((item) => item.durable !== false));
+      return this.write(
+        () => {
+          const now = this.clock.now();
+          return items.map(
+            (item) =>
+              (
+                this.sql.insertQueueEntry.get(
+                  item.accountId,
+                  item.deviceId,
+                  item.envelope,
+                  null,
+                  item.senderAccountId ?? null,
+                  item.senderDeviceId ?? null,
+                  item.messageId ?? null,
+                  now,
+                ) as { seq: number }
+              ).seq,
+          );
+        },
+        items.some((item) => item.durable !== false),
+      );
     });
   }
 
