@@ -26,7 +26,11 @@ export async function startTestServer(
     logLevel: "silent",
     ...overrides,
   };
-  const server = await startServer(config, { log: pino({ level: "silent" }), ...(clock ? { clock } : {}) });
+  // PARLEY_TEST_LOG=<file> keeps the server's debug log of a test run (for diagnosing failures).
+  const log = process.env.PARLEY_TEST_LOG
+    ? pino({ level: "debug" }, pino.destination({ dest: process.env.PARLEY_TEST_LOG, sync: true }))
+    : pino({ level: "silent" });
+  const server = await startServer(config, { log, ...(clock ? { clock } : {}) });
   return {
     server,
     url: `ws://127.0.0.1:${server.httpPort}/ws`,

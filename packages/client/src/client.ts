@@ -289,8 +289,10 @@ export class ParleyClient extends Emitter<ClientEvents> {
       this.persistDevice(keys, noise, { user: account.user, device: result.device, url, serverStaticPublicKey });
       return { status: "registered", user: account.user, device: result.device };
     } finally {
-      connection.close(1000, "registration done");
+      // Detach first: a close listener that still saw this as the current connection would
+      // schedule a reconnect, and that second connection would replace the caller's own.
       this.connection = undefined;
+      connection.close(1000, "registration done");
     }
   }
 
@@ -414,8 +416,8 @@ export class ParleyClient extends Emitter<ClientEvents> {
         return { user: r.user, device: r.device };
       } finally {
         this.pendingLinkOffer = undefined;
+        this.connection = undefined; // see register(): no reconnect for this connection
         connection.close(1000, "link done");
-        this.connection = undefined;
       }
     })();
     return { code, linked };

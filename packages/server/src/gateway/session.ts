@@ -536,7 +536,8 @@ export class ClientSession {
     if (p.type === "unsubscribe") return this.gateway.unwatch(this, p.to);
     const target = await this.gateway.storage.getAccountByName(p.to);
     if (!target) return;
-    if (!(await this.gateway.storage.canSeePresence(this.account!.id, target.id))) {
+    const allowed = await this.gateway.storage.canSeePresence(this.account!.id, target.id);
+    if (!allowed) {
       // Say nothing that distinguishes "hidden" from "never seen".
       this.send({ kind: "presence", type: "unavailable", from: target.name });
       return;
