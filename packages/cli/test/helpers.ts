@@ -4,7 +4,14 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openClient, type ParleyClient } from "@parley/client";
-import { type Clock, defaultConfig, type ServerConfig, type ServerHandle, startServer } from "@parley/server";
+import {
+  type Clock,
+  defaultConfig,
+  type ServerConfig,
+  type ServerHandle,
+  startServer,
+  type Verifier,
+} from "@parley/server";
 import pino from "pino";
 
 export function tempDir(prefix: string): string {
@@ -14,6 +21,7 @@ export function tempDir(prefix: string): string {
 export async function startTestServer(
   overrides: Partial<ServerConfig> = {},
   clock?: Clock,
+  verifier?: Verifier,
 ): Promise<{ server: ServerHandle; url: string; tcpUrl: string; dataDir: string; stop(): Promise<void> }> {
   const dataDir = overrides.dataDir ?? tempDir("server");
   const config: ServerConfig = {
@@ -30,7 +38,7 @@ export async function startTestServer(
   const log = process.env.PARLEY_TEST_LOG
     ? pino({ level: "debug" }, pino.destination({ dest: process.env.PARLEY_TEST_LOG, sync: true }))
     : pino({ level: "silent" });
-  const server = await startServer(config, { log, ...(clock ? { clock } : {}) });
+  const server = await startServer(config, { log, ...(clock ? { clock } : {}), ...(verifier ? { verifier } : {}) });
   return {
     server,
     url: `ws://127.0.0.1:${server.httpPort}/ws`,
