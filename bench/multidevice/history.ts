@@ -33,7 +33,7 @@ export async function runHistory(
   log: (msg: string) => void,
   track: (client: ParleyClient) => void,
 ): Promise<HistoryResult> {
-  const primary = await registerPrimary(f, "history-owner");
+  const primary = await registerPrimary(f, "history_owner");
   track(primary);
   const me = primary.accountName!;
   const chatId = directChatId(PEER);

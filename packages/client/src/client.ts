@@ -264,20 +264,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
     const url = this.options.serverUrl ?? this.store.getMeta("serverUrl");
     if (!url) throw new ClientError("NO_SERVER", "no server URL given");
     const noise = this.pendingNoiseKey();
-    const { connection, serverStaticPublicKey, loginResult } = await this.connectFn({
-      url,
-      clientStaticKeyPair: noise,
-      loginPayload: encodeClientHello({
-        protocolVersion: PROTOCOL_VERSION,
-        dictionaryVersion: DICTIONARY_VERSION,
-        device: "registering",
-        passive: false,
-        userAgent: this.options.userAgent ?? "parley-sdk",
-      }),
-    });
-    const hello = decodeServerHello(loginResult);
-    if (hello.result !== "ok") throw new ClientError(hello.error.code, hello.error.text ?? hello.error.code);
-    this.attachConnection(connection);
+    const { connection, serverStaticPublicKey } = await this.connectUnregistered(url, noise);
     try {
       const account = await this.iq({ op: "register-account", name, code });
       if (account.op === "ok") return { status: "code-sent" };
@@ -360,20 +347,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
     if (!url) throw new ClientError("NO_SERVER", "no server URL given");
     const noise = this.pendingNoiseKey();
     const keys = this.generateDeviceKeys();
-    const { connection, serverStaticPublicKey, loginResult } = await this.connectFn({
-      url,
-      clientStaticKeyPair: noise,
-      loginPayload: encodeClientHello({
-        protocolVersion: PROTOCOL_VERSION,
-        dictionaryVersion: DICTIONARY_VERSION,
-        device: "registering",
-        passive: false,
-        userAgent: this.options.userAgent ?? "parley-sdk",
-      }),
-    });
-    const hello = decodeServerHello(loginResult);
-    if (hello.result !== "ok") throw new ClientError(hello.error.code, hello.error.text ?? hello.error.code);
-    this.attachConnection(connection);
+    const { connection, serverStaticPublicKey } = await this.connectUnregistered(url, noise);
     const ref = getCrypto().randomBytes(16);
     const secret = getCrypto().randomBytes(32);
     const identityKey = encodePublicKey(keys.identity.publicKey);
@@ -504,6 +478,31 @@ export class ParleyClient extends Emitter<ClientEvents> {
     await this.iq({ op: "set-devices", list: signDeviceList(next, identity.privateKey) });
     this.store.setOpaque(OWN_DEVICE_LIST, encodeDeviceList(next));
     this.deviceCache.delete(me);
+  }
+
+  /** Connects as a device that is not registered yet (registration or linking) and makes it current. */
+  private async connectUnregistered(
+    url: string,
+    noise: StaticKeyPair,
+  ): Promise<{ connection: Connection; serverStaticPublicKey: Uint8Array }> {
+    const { connection, serverStaticPublicKey, loginResult } = await this.connectFn({
+      url,
+      clientStaticKeyPair: noise,
+      loginPayload: encodeClientHello({
+        protocolVersion: PROTOCOL_VERSION,
+        dictionaryVersion: DICTIONARY_VERSION,
+        device: "registering",
+        passive: false,
+        userAgent: this.options.userAgent ?? "parley-sdk",
+      }),
+    });
+    const hello = decodeServerHello(loginResult);
+    if (hello.result !== "ok") {
+      connection.close(1000, "login refused");
+      throw new ClientError(hello.error.code, hello.error.text ?? hello.error.code);
+    }
+    this.attachConnection(connection);
+    return { connection, serverStaticPublicKey };
   }
 
   /** The noise key used while registering, kept across the two register() calls of code verification. */

@@ -3,7 +3,7 @@
 // iq-error carrying the request's id.
 import { randomInt } from "node:crypto";
 import { decodeKemPublicKey, decodePublicKey, isSignalError, xeddsaVerify } from "@parley/signal/verify";
-import type { IqRequest, IqResult, IqStanza, PreKeyBundle, SignedPreKey, StanzaError } from "@parley/wire";
+import type { DeviceKeys, IqRequest, IqResult, IqStanza, PreKeyBundle, SignedPreKey, StanzaError } from "@parley/wire";
 import {
   accountSignedBytes,
   CloseCode,
@@ -63,6 +63,23 @@ function checkSignedPreKey(k: SignedPreKey, identityKey: Uint8Array) {
   }
   checkSignature(identityKey, k.key, k.signature, "signed prekey");
   return { id: k.id, publicKey: k.key, signature: k.signature };
+}
+
+/** Checks every key a new device registers with: encodings, and signatures by its identity key. */
+function checkNewDeviceKeys(
+  req: Pick<DeviceKeys, "identityKey" | "signedPreKey" | "kyberPreKey" | "kyberOneTimePreKeys" | "oneTimePreKeys">,
+) {
+  const signedPreKey = checkSignedPreKey(req.signedPreKey, req.identityKey);
+  const lastResortKemPreKey = checkKemKey(req.kyberPreKey, req.identityKey, "last-resort KEM prekey");
+  const kemOneTime = req.kyberOneTimePreKeys.map((k) => checkKemKey(k, req.identityKey, `KEM prekey ${k.id}`));
+  for (const k of req.oneTimePreKeys) {
+    try {
+      decodePublicKey(k.key);
+    } catch {
+      fail("bad-request", `one-time prekey ${k.id}: not a Curve25519 public key`);
+    }
+  }
+  return { signedPreKey, lastResortKemPreKey, kemOneTime };
 }
 
 function toWireBundle(user: string, b: StoredBundle): PreKeyBundle {
@@ -345,16 +362,7 @@ async function linkComplete(
     req.deviceSignature,
     "device signature",
   );
-  const signedPreKey = checkSignedPreKey(req.signedPreKey, req.identityKey);
-  const lastResortKemPreKey = checkKemKey(req.kyberPreKey, req.identityKey, "last-resort KEM prekey");
-  const kemOneTime = req.kyberOneTimePreKeys.map((k) => checkKemKey(k, req.identityKey, `KEM prekey ${k.id}`));
-  for (const k of req.oneTimePreKeys) {
-    try {
-      decodePublicKey(k.key);
-    } catch {
-      fail("bad-request", `one-time prekey ${k.id}: not a Curve25519 public key`);
-    }
-  }
+  const { signedPreKey, lastResortKemPreKey, kemOneTime } = checkNewDeviceKeys(req);
   let device: Awaited<ReturnType<typeof gw.storage.addDevice>>;
   try {
     device = await gw.storage.addDevice(account.id, {
@@ -428,16 +436,7 @@ async function registerPrimaryDevice(
   } catch {
     fail("bad-request", "identityKey: not a Curve25519 public key");
   }
-  const signedPreKey = checkSignedPreKey(req.signedPreKey, req.identityKey);
-  const lastResortKemPreKey = checkKemKey(req.kyberPreKey, req.identityKey, "last-resort KEM prekey");
-  const kemOneTime = req.kyberOneTimePreKeys.map((k) => checkKemKey(k, req.identityKey, `KEM prekey ${k.id}`));
-  for (const k of req.oneTimePreKeys) {
-    try {
-      decodePublicKey(k.key);
-    } catch {
-      fail("bad-request", `one-time prekey ${k.id}: not a Curve25519 public key`);
-    }
-  }
+  const { signedPreKey, lastResortKemPreKey, kemOneTime } = checkNewDeviceKeys(req);
   const storage = session.gateway.storage;
   const { account, device } = await storage.createAccount(name, {
     noiseStaticKey: req.noiseKey,
