@@ -4,6 +4,7 @@
 // same stanzas in the same order as the peer's decoder, so its name-interning table stays in step
 // and the sizes are those of the real encoded stanzas (after interning), not of a re-encoding.
 import type { ConnectFn } from "@parley/client";
+import { performance } from "node:perf_hooks";
 import { type Connection, decodeStanza, type Stanza, WireContext } from "@parley/wire";
 
 /** One `message` stanza as it left the sender. */
@@ -22,6 +23,8 @@ export class WireMeter {
   readonly sent = new Map<string, SentMessageStanza>();
   /** Bytes of `delivery` stanzas received by all metered clients, by message id. */
   readonly delivered = new Map<string, { stanzas: number; bytes: number }>();
+  /** When the server's ack (✓) of a message reached the sender's connection, by message id (first one). */
+  readonly ackedAt = new Map<string, { at: number; error?: string }>();
   undecodable = 0;
 
   /** A ConnectFn that meters every connection `connect` opens. */
@@ -53,7 +56,12 @@ export class WireMeter {
     connection.onStanza = (handler: (bytes: Uint8Array) => void) =>
       onStanza((bytes) => {
         const stanza = this.decode(bytes, inMirror);
-        if (stanza?.kind === "delivery") {
+        if (stanza?.kind === "ack") {
+          const id = hex(stanza.id);
+          if (!this.ackedAt.has(id)) {
+            this.ackedAt.set(id, { at: performance.now(), ...(stanza.error ? { error: stanza.error.code } : {}) });
+          }
+        } else if (stanza?.kind === "delivery") {
           const id = hex(stanza.id);
           const seen = this.delivered.get(id) ?? { stanzas: 0, bytes: 0 };
           seen.stanzas++;

@@ -1,3 +1,4 @@
+import { type FileHandle, open, stat } from "node:fs/promises";
 import type Database from "better-sqlite3";
 
 interface PendingWrite {
@@ -20,6 +21,13 @@ interface PendingWrite {
  * client dedupes) commits with synchronous=NORMAL: written to the WAL, safe against a process
  * crash, without the fsync. Any durable write in the batch makes the whole commit synchronous=FULL.
  *
+ * With `walFile` set (the default for SqliteStorage) the fsync leaves the event loop: every batch
+ * commits with synchronous=NORMAL (its WAL frames are written, not yet synced), and durable writes
+ * resolve only after an fsync of the WAL file, run on libuv's thread pool. That is exactly the
+ * guarantee of synchronous=FULL (a commit is durable once its WAL frames are on disk), but the
+ * event loop keeps serving while the disk works, the write lock is held only for the write() calls,
+ * and concurrent batches share one fsync.
+ *
  * The batch flushes on setImmediate, i.e. after the current turn's I/O callbacks have all had a
  * chance to add to it. The transaction is BEGIN IMMEDIATE: it takes the file's write lock up
  * front, so several processes sharing the file serialize cleanly (waiting up to busy_timeout)
@@ -34,9 +42,14 @@ export class GroupCommitter {
   private readonly setSynchronous: (full: boolean) => void;
   private synchronousFull = true;
 
+  private wal: { handle: FileHandle; ino: number } | undefined;
+  private syncing: Promise<void> | undefined;
+  private syncQueued: Promise<void> | undefined;
+
   constructor(
     db: Database.Database,
     private readonly mapError: (error: unknown) => unknown,
+    private readonly walFile?: string,
   ) {
     const full = db.prepare("PRAGMA synchronous = FULL");
     const normal = db.prepare("PRAGMA synchronous = NORMAL");
@@ -79,8 +92,9 @@ export class GroupCommitter {
     this.batches++;
     this.writes += writes.length;
     let outcomes: unknown[];
+    const durable = writes.some((w) => w.durable);
     try {
-      this.setSynchronous(writes.some((w) => w.durable));
+      this.setSynchronous(durable && this.walFile === undefined);
       outcomes = this.runBatch(writes);
     } catch (error) {
       // BEGIN or COMMIT failed (busy past the timeout, I/O error): nothing of the batch is durable.
@@ -88,11 +102,62 @@ export class GroupCommitter {
       for (const write of writes) write.reject(mapped);
       return;
     }
-    writes.forEach((write, i) => {
-      const outcome = outcomes[i] as { ok: true; value: unknown } | { ok: false; error: unknown };
-      if (outcome.ok) write.resolve(outcome.value);
-      else write.reject(this.mapError(outcome.error));
-    });
+    const settle = (syncError?: unknown) =>
+      writes.forEach((write, i) => {
+        const outcome = outcomes[i] as { ok: true; value: unknown } | { ok: false; error: unknown };
+        if (!outcome.ok) write.reject(this.mapError(outcome.error));
+        else if (syncError !== undefined && write.durable) write.reject(this.mapError(syncError));
+        else write.resolve(outcome.value);
+      });
+    if (!durable || this.walFile === undefined) {
+      settle();
+      return;
+    }
+    this.syncWal().then(
+      () => settle(),
+      (error) => settle(error),
+    );
+  }
+
+  /**
+   * fsyncs the WAL; calls that arrive while one runs share the NEXT sync (their frames may have
+   * been written after the running one started).
+   */
+  private syncWal(): Promise<void> {
+    if (!this.syncing) {
+      this.syncing = this.fsyncWal().finally(() => {
+        this.syncing = undefined;
+      });
+      return this.syncing;
+    }
+    if (!this.syncQueued) {
+      this.syncQueued = this.syncing
+        .catch(() => {})
+        .then(() => {
+          this.syncQueued = undefined;
+          return this.syncWal();
+        });
+    }
+    return this.syncQueued;
+  }
+
+  private async fsyncWal(): Promise<void> {
+    const file = this.walFile!;
+    // SQLite may delete and recreate the WAL (e.g. when the last other connection closes): follow the inode.
+    const ino = (await stat(file)).ino;
+    if (this.wal?.ino !== ino) {
+      await this.wal?.handle.close().catch(() => {});
+      this.wal = { handle: await open(file, "r"), ino };
+    }
+    await this.wal.handle.sync();
+  }
+
+  /** Waits for any fsync in flight and releases the WAL handle. */
+  async close(): Promise<void> {
+    await this.syncQueued?.catch(() => {});
+    await this.syncing?.catch(() => {});
+    await this.wal?.handle.close().catch(() => {});
+    this.wal = undefined;
   }
 
   /** Writes waiting for the next commit. */

@@ -65,6 +65,12 @@ export interface SqliteStorageOptions {
   maxEnvelopeBytes?: number;
   /** How long a write waits for another process holding the file's write lock (default 5 s). */
   busyTimeoutMs?: number;
+  /**
+   * Default true: commit with synchronous=NORMAL and make durable writes wait for an fsync of the
+   * WAL on the thread pool (same guarantee as synchronous=FULL, without blocking the event loop).
+   * False: synchronous=FULL commits, fsynced on the event loop.
+   */
+  walSync?: boolean;
 }
 
 /** Rows as SQLite returns them. */
@@ -245,7 +251,11 @@ export class SqliteStorage implements ServerStorage {
       this.db.close();
       throw mapSqliteError(error);
     }
-    this.committer = new GroupCommitter(this.db, mapSqliteError);
+    this.committer = new GroupCommitter(
+      this.db,
+      mapSqliteError,
+      options.walSync === false ? undefined : `${this.file}-wal`,
+    );
   }
 
   // ------------------------------------------------------------------ helpers
@@ -767,6 +777,7 @@ export class SqliteStorage implements ServerStorage {
     if (this.closed) return;
     this.committer.flush();
     this.closed = true;
+    await this.committer.close(); // pending fsyncs finish before the file is closed
     this.db.close();
   }
 }
