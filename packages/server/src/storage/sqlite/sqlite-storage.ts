@@ -207,7 +207,7 @@ function notFound(what: string): StorageError {
 const PURGE_CHUNK = 5_000;
 
 /**
- * ServerStorage on one SQLite file (WAL, synchronous=FULL). Several processes may open the same
+ * ServerStorage on one SQLite file (WAL; durable writes resolve after the WAL is fsynced, see GroupCommitter). Several processes may open the same
  * file: each has its own connection and its own group commit; writes serialize on SQLite's write
  * lock (BEGIN IMMEDIATE + busy_timeout), reads run concurrently on WAL snapshots.
  */
@@ -239,8 +239,9 @@ export class SqliteStorage implements ServerStorage {
     this.db = new Database(this.file, { timeout: options.busyTimeoutMs ?? 5000 });
     try {
       this.db.pragma("journal_mode = WAL");
-      // FULL: the WAL is fsynced at every commit, so a resolved enqueue survives power loss, not
-      // only a process crash. Group commit keeps that to one fsync per event-loop turn.
+      // FULL while migrating; afterwards the GroupCommitter commits with NORMAL and fsyncs the WAL
+      // itself off the event loop (or keeps FULL when walSync is false), so a resolved enqueue
+      // survives power loss, not only a process crash.
       this.db.pragma("synchronous = FULL");
       this.db.pragma("foreign_keys = ON");
       // After a checkpoint, truncate the WAL back to at most 64 MiB instead of keeping its peak size.
