@@ -10,7 +10,7 @@ import type { Arrivals } from "./arrivals.ts";
 import { type Summary, summarize } from "./stats.ts";
 import type { WireMeter } from "./wire-meter.ts";
 
-const TEXT = "The quick brown fox jumps over the lazy dog; see you at 7 at the usual place?"; // 78 bytes
+const TEXT = "The quick brown fox jumps over the lazy dog; see you at 7 at the usual place?"; // 77 bytes
 const TIMEOUT_MS = 30_000;
 
 export interface MessageSample {

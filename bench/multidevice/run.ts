@@ -179,7 +179,7 @@ function report(r: {
   if (overtaken > 0) {
     notes.push(
       `In ${overtaken} of ${r.single.steady.messages + r.multi.steady.messages} steady-state messages the ✓✓ receipt ` +
-        "reached the sender before the server's ack (✓): the client then never emits a \"sent\" status event.",
+        'reached the sender before the server\'s ack (✓): the client then never emits a "sent" status event.',
     );
   }
   for (const n of notes) console.log(`- ${n}`);

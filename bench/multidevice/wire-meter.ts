@@ -3,8 +3,9 @@
 // stanza is decoded a second time with a mirror WireContext per direction. The mirror sees the
 // same stanzas in the same order as the peer's decoder, so its name-interning table stays in step
 // and the sizes are those of the real encoded stanzas (after interning), not of a re-encoding.
-import type { ConnectFn } from "@parley/client";
+
 import { performance } from "node:perf_hooks";
+import type { ConnectFn } from "@parley/client";
 import { type Connection, decodeStanza, type Stanza, WireContext } from "@parley/wire";
 
 /** One `message` stanza as it left the sender. */

@@ -210,6 +210,8 @@ export async function main(argv: string[]): Promise<number> {
         } catch (err) {
           const failed = client.store.getMessage(client.accountName!, id)?.status === "failed";
           if (failed) throw new CliError(EXIT.NOT_FOUND, `cannot send to ${to}: no such user`);
+          if (err instanceof ClientError)
+            throw new CliError(EXIT.FAILURE, `message ${id} is queued but not yet acknowledged: ${err.message}`);
           if (err instanceof CliError && err.exitCode === EXIT.UNREACHABLE) {
             throw new CliError(
               EXIT.UNREACHABLE,
