@@ -157,7 +157,7 @@ describe("multi-device", () => {
       const other = await openClient({ dir: tempDir("laptop3"), serverUrl: env.url, preKeyBatch: 5 });
       const pending = await other.createLinkRequest();
       await other.stop();
-      const forgedRef = pending.code.slice(0, -8) + "AAAAAAAA";
+      const forgedRef = `${pending.code.slice(0, -8)}AAAAAAAA`;
       await assert.rejects(phone.acceptLink(forgedRef), (e: Error & { code?: string }) =>
         ["BAD_CODE", "EXPIRED_CODE", "not-found", "gone"].includes(e.code ?? ""),
       );
