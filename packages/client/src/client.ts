@@ -783,7 +783,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
     } else if (d.from.user === me && d.to !== undefined) {
       // A message we sent from another device: ours, already with the server (✓), in that chat.
       const chatId = directChatId(d.to);
-      this.store.ensureChat(chatId);
+      this.ensureChat(chatId);
       const r = this.store.transaction(() => {
         const inserted = this.store.queueOutgoing({
           id,
@@ -799,7 +799,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
       if (r.isNew && stored) this.emit("message", { message: stored, chatId, ...(media ? { media } : {}) });
     } else {
       const chatId = directChatId(d.from.user);
-      this.store.ensureChat(chatId);
+      this.ensureChat(chatId);
       const r = this.store.insertIncoming({
         id,
         chatId,
@@ -949,7 +949,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
   queueText(to: string, text: string): string {
     const id = hex(getCrypto().randomBytes(8));
     const chatId = directChatId(to);
-    this.store.ensureChat(chatId);
+    this.ensureChat(chatId);
     if (!this.store.getContact(to) && to !== this.accountName) void this.addContact(to).catch(() => {});
     this.store.queueOutgoing({ id, chatId, body: text, sentAt: this.now() });
     if (this.state === "connected") void this.flushOutbox();
@@ -964,7 +964,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
   queueMedia(to: string, media: MediaDescriptor, caption?: string): string {
     const id = hex(getCrypto().randomBytes(8));
     const chatId = directChatId(to);
-    this.store.ensureChat(chatId);
+    this.ensureChat(chatId);
     this.store.transaction(() => {
       this.store.setOpaque(mediaKey(this.accountName!, id), encodeMediaDescriptor(media));
       this.store.queueOutgoing({ id, chatId, body: caption ?? `📎 ${media.fileName}`, sentAt: this.now() });
@@ -982,6 +982,15 @@ export class ParleyClient extends Emitter<ClientEvents> {
     const id = hex(getCrypto().randomBytes(8));
     this.store.setOpaque(mediaKey(me, id), encodeMediaDescriptor(media));
     await this.sendEncrypted(me, id, "", this.now(), 0, { historyFor: device });
+  }
+
+  /** Chats known to exist in the store: ensureChat reads counters that grow with a chat's size. */
+  private readonly knownChats = new Set<string>();
+
+  private ensureChat(chatId: string): void {
+    if (this.knownChats.has(chatId)) return;
+    this.store.ensureChat(chatId);
+    this.knownChats.add(chatId);
   }
 
   /** Called by the history importer when a bundle cannot be imported. */

@@ -174,8 +174,9 @@ export async function importHistory(client: ParleyClient, media: MediaDescriptor
       const rows = batch;
       batch = [];
       client.store.transaction(() => {
+        // Once per chat per batch: ensureChat reads the chat's counters, which grows with its size.
+        for (const chat of new Set(rows.map((r) => r.c))) client.store.ensureChat(chat);
         for (const r of rows) {
-          client.store.ensureChat(r.c);
           if (r.dir === "out" && r.f === me) {
             const ins = client.store.queueOutgoing({
               id: r.i,

@@ -400,7 +400,10 @@ async function registerAccount(session: ClientSession, rawName: string, code: st
   try {
     name = normalizeAccountName(rawName);
   } catch {
-    return fail("bad-request", "a name is a username (letters, digits, . _ -) or a phone number in +E.164 form");
+    return fail(
+      "bad-request",
+      "a name is a username (3–32 lowercase letters, digits, '.' and '_', starting with a letter) or a phone number in +E.164 form",
+    );
   }
   if (await gw.storage.getAccountByName(name)) fail("name-taken", `${name} is already registered`);
   if (gw.config.dev) {

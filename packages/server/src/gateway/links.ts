@@ -63,7 +63,9 @@ export class LinkRegistry {
   }
 
   /** The primary `user` offers `payload` to the companion waiting for `ref`; resolves with the new device id. */
-  offer(ref: string, user: string, payload: Uint8Array): Promise<number> {
+  async offer(ref: string, user: string, payload: Uint8Array): Promise<number> {
+    // The companion's "wait" may still be travelling from another worker: give it a moment.
+    for (let i = 0; i < 20 && !this.pending.has(ref); i++) await new Promise((r) => setTimeout(r, 50));
     const p = this.pending.get(ref);
     if (!p)
       throw new LinkError(
