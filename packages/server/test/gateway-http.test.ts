@@ -242,7 +242,13 @@ describe("/metrics and routing of a real `parley serve --workers 2`", () => {
       await to.waitFor((c) => c.deliveries().some((d) => hex(d.id) === id), `delivery ${id} to ${to.label}`);
     }
 
-    const metrics = parsePrometheus((await get(port, "/metrics")).body);
+    // Each worker counts on its own and a scrape merges snapshots taken at slightly different
+    // moments: poll until the counters have settled (bounded), then check them exactly.
+    let metrics = parsePrometheus((await get(port, "/metrics")).body);
+    for (let i = 0; i < 50 && metrics.get("parley_messages_in_total") !== sent.length; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      metrics = parsePrometheus((await get(port, "/metrics")).body);
+    }
     assert.equal(metrics.get("parley_workers"), 2);
     assert.equal(metrics.get("parley_connections"), clients.length); // summed over both workers
     assert.equal(metrics.get("parley_messages_in_total"), sent.length);

@@ -131,6 +131,19 @@ describe("session record layer", () => {
     assert.equal(clientCloses[0]![0], CloseCode.DECRYPT_FAILED);
   });
 
+  it("a close listener added after the close still hears it, once", async () => {
+    const { client, server } = await pair();
+    const early = closes(client.connection);
+    server.close(CloseCode.NORMAL, "bye");
+    await until(() => early.length === 1);
+    const late = closes(client.connection);
+    await until(() => late.length === 1);
+    assert.deepEqual(late[0]!.slice(0, 2), [CloseCode.NORMAL, "bye"]);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(late.length, 1);
+    assert.equal(early.length, 1);
+  });
+
   it("a tampered record closes with DECRYPT_FAILED", async () => {
     const { client, server, clientLink } = await pair();
     const serverCloses = closes(server);

@@ -75,6 +75,8 @@ export class SecureConnection implements Connection {
 
   private status: "open" | "closing" | "closed" = "open";
   private closeReported = false;
+  /** The reported close, for listeners added afterwards. */
+  private closeInfo: { code: number; reason: string; error?: WireError } | undefined;
   private closeTimer: ReturnType<typeof setTimeout> | undefined;
   private activityTimer: ReturnType<typeof setInterval> | undefined;
   private receivedSinceCheck = false;
@@ -214,7 +216,11 @@ export class SecureConnection implements Connection {
   }
 
   onClose(listener: (code: number, reason: string, error?: WireError) => void): void {
-    this.closeListeners.push(listener);
+    const info = this.closeInfo;
+    // Added after the close was reported (e.g. a close record that arrived with the login result):
+    // still called exactly once, on a later turn like every other close notification.
+    if (info) queueMicrotask(() => listener(info.code, info.reason, info.error));
+    else this.closeListeners.push(listener);
   }
 
   onDrain(listener: () => void): void {
@@ -265,6 +271,7 @@ export class SecureConnection implements Connection {
   private reportClose(code: number, reason: string, error: WireError | undefined): void {
     if (this.closeReported) return;
     this.closeReported = true;
+    this.closeInfo = { code, reason, ...(error ? { error } : {}) };
     this.held = [];
     for (const listener of this.closeListeners) {
       try {
