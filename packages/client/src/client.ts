@@ -649,7 +649,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
   private sendStanza(stanza: Stanza): void {
     const c = this.connection;
     if (!c) throw new ClientError("DISCONNECTED", "not connected");
-    c.send(encodeStanza(stanza, this.ctx));
+    c.send(encodeStanza(stanza, this.ctx, c.maxStanzaSize));
   }
 
   iq(request: IqRequest): Promise<IqResult> {

@@ -209,3 +209,20 @@ describe("interning context", () => {
     });
   });
 });
+
+describe("size-limited encoding with a context", () => {
+  it("a stanza over maxBytes throws FRAME_TOO_LARGE and interns nothing", async () => {
+    const { encodeStanza, decodeStanza } = await import("../src/stanza/codec.ts");
+    const { isWireError } = await import("../src/errors.ts");
+    const out = new WireContext();
+    const peer = new WireContext();
+    const big = { kind: "presence" as const, type: "available" as const, from: "someone.with.a.long.name" };
+    assert.throws(
+      () => encodeStanza(big, out, 4),
+      (e: unknown) => isWireError(e, "FRAME_TOO_LARGE"),
+    );
+    // The refused stanza never reached the peer: the next one must still decode there.
+    const next = encodeStanza(big, out, 1000);
+    assert.deepEqual(decodeStanza(next, undefined, peer), big);
+  });
+});

@@ -97,7 +97,14 @@ function toWireBundle(user: string, b: StoredBundle): PreKeyBundle {
 export async function handleIq(session: ClientSession, iq: IqStanza): Promise<void> {
   try {
     const result = await run(session, iq.request);
-    session.send({ kind: "iq-result", id: iq.id, result });
+    if (!session.send({ kind: "iq-result", id: iq.id, result }) && session.connection.state === "open") {
+      // The answer does not fit one stanza: say so rather than leave the request hanging.
+      session.send({
+        kind: "iq-error",
+        id: iq.id,
+        error: { code: "too-large", text: "the answer exceeds the stanza size limit; ask for fewer" },
+      });
+    }
   } catch (err) {
     if (err instanceof IqFailure) {
       session.send({ kind: "iq-error", id: iq.id, error: err.error });

@@ -106,12 +106,15 @@ export class ClientSession {
 
   // ----------------------------------------------------------------- output
 
-  send(stanza: Stanza): void {
-    if (this.closed || this.connection.state !== "open") return;
+  /** Sends a stanza; false if it could not be sent (connection closing, or larger than a frame). */
+  send(stanza: Stanza): boolean {
+    if (this.closed || this.connection.state !== "open") return false;
     try {
-      this.connection.send(encodeStanza(stanza, this.ctx));
+      this.connection.send(encodeStanza(stanza, this.ctx, this.connection.maxStanzaSize));
+      return true;
     } catch (err) {
       this.gateway.log.error({ err, session: this.id }, "failed to send stanza");
+      return false;
     }
   }
 

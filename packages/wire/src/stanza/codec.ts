@@ -12,7 +12,7 @@ import { validateStanza } from "./validate.ts";
 // One reusable output buffer: encoding is synchronous, so it is never shared by two encodes.
 const writer = new ByteWriter();
 
-function withWriter(ctx: WireContext | undefined, body: (w: ByteWriter) => void): Uint8Array {
+function withWriter(ctx: WireContext | undefined, body: (w: ByteWriter) => void, maxBytes?: number): Uint8Array {
   writer.reset();
   ctx?.begin();
   try {
@@ -20,6 +20,11 @@ function withWriter(ctx: WireContext | undefined, body: (w: ByteWriter) => void)
   } catch (err) {
     ctx?.rollbackOut();
     throw err instanceof WireError ? err : new WireError("INVALID_STANZA", String(err), { cause: err });
+  }
+  if (maxBytes !== undefined && writer.pos > maxBytes) {
+    // Never sent, so the names it interned must not count: the peer's table would not have them.
+    ctx?.rollbackOut();
+    throw new WireError("FRAME_TOO_LARGE", `stanza of ${writer.pos} bytes exceeds ${maxBytes}`);
   }
   ctx?.commit();
   return writer.finish();
@@ -56,11 +61,19 @@ function withReader<T>(
  * codec/context.ts for the ordering contract); without one the output is self-contained.
  * Throws WireError("INVALID_STANZA") for a stanza that violates the model.
  */
-export function encodeStanza(stanza: Stanza, ctx?: WireContext): Uint8Array {
-  return withWriter(ctx, (w) => {
-    validateStanza(stanza);
-    encodeUnion(w, STANZA_UNION, stanza, ctx);
-  });
+/**
+ * With `maxBytes`, a stanza that encodes larger throws WireError("FRAME_TOO_LARGE") and leaves the
+ * context unchanged: pass the connection's maxStanzaSize when encoding with a context.
+ */
+export function encodeStanza(stanza: Stanza, ctx?: WireContext, maxBytes?: number): Uint8Array {
+  return withWriter(
+    ctx,
+    (w) => {
+      validateStanza(stanza);
+      encodeUnion(w, STANZA_UNION, stanza, ctx);
+    },
+    maxBytes,
+  );
 }
 
 /** Decode one stanza (the whole of `bytes`). Throws WireError for anything malformed or over the limits. */
