@@ -7,10 +7,12 @@
 // sender + message id), and only then acknowledge the queue entry, so a crash
 // at any point loses nothing and duplicates nothing.
 import {
+  bytesEqual,
   createFingerprint,
   decryptMessage,
   encodePublicKey,
   encryptMessage,
+  fromHex,
   generateIdentityKeyPair,
   generateKyberPreKey,
   generateKyberPreKeys,
@@ -27,6 +29,7 @@ import {
   serializeKyberPreKeyRecord,
   serializePreKeyRecord,
   serializeSignedPreKeyRecord,
+  toHex,
 } from "@parley/signal";
 import {
   type ChatState,
@@ -162,9 +165,6 @@ const PREKEY_REFILL_BELOW = 20;
 
 /** Where a message's attachment descriptor is kept (the opaque area of the encrypted store). */
 const mediaKey = (sender: string, id: string) => `media:${sender}:${id}`;
-const bytesEqualConst = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i]);
-const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
-const unhex = (s: string) => new Uint8Array((s.match(/../g) ?? []).map((h) => Number.parseInt(h, 16)));
 
 function toSignalBundle(b: WireBundle): SignalBundle {
   return {
@@ -675,7 +675,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
   /** Settles the promise of an iq or a sent message. */
   private settle(stanza: Extract<Stanza, { kind: "iq-result" | "iq-error" | "ack" }>): void {
     if (stanza.kind === "ack") {
-      const id = hex(stanza.id);
+      const id = toHex(stanza.id);
       const p = this.acks.get(id);
       if (!p) return;
       this.acks.delete(id);
@@ -731,7 +731,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
 
   private async onDelivery(d: DeliveryStanza): Promise<void> {
     const me = this.accountName!;
-    const id = hex(d.id);
+    const id = toHex(d.id);
     const address = { name: d.from.user, deviceId: d.from.device };
     if (d.type === "skmsg") {
       this.devack(d.seq); // groups arrive with their own issue
@@ -834,7 +834,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
   }
 
   private async onReceipt(r: ReceiptStanza): Promise<void> {
-    const ids = r.ids.map(hex);
+    const ids = r.ids.map(toHex);
     if (r.from) {
       if (r.type === "retry") {
         // Not awaited: the resend waits for bundles and acks, which must not hold up later stanzas.
@@ -947,7 +947,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
    * "status" event for the ticks.
    */
   queueText(to: string, text: string): string {
-    const id = hex(getCrypto().randomBytes(8));
+    const id = toHex(getCrypto().randomBytes(8));
     const chatId = directChatId(to);
     this.ensureChat(chatId);
     if (!this.store.getContact(to) && to !== this.accountName) void this.addContact(to).catch(() => {});
@@ -962,7 +962,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
    * the blob is reused, nothing is uploaded again.
    */
   queueMedia(to: string, media: MediaDescriptor, caption?: string): string {
-    const id = hex(getCrypto().randomBytes(8));
+    const id = toHex(getCrypto().randomBytes(8));
     const chatId = directChatId(to);
     this.ensureChat(chatId);
     this.store.transaction(() => {
@@ -979,7 +979,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
    */
   async sendHistoryBundle(device: number, media: MediaDescriptor): Promise<void> {
     const me = this.accountName!;
-    const id = hex(getCrypto().randomBytes(8));
+    const id = toHex(getCrypto().randomBytes(8));
     this.store.setOpaque(mediaKey(me, id), encodeMediaDescriptor(media));
     await this.sendEncrypted(me, id, "", this.now(), 0, { historyFor: device });
   }
@@ -1154,7 +1154,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
     const listed = this.listKeys.get(user);
     for (const b of r.bundles) {
       const expected = listed?.get(b.device);
-      if (expected && !bytesEqualConst(expected, b.identityKey)) {
+      if (expected && !bytesEqual(expected, b.identityKey)) {
         throw new ClientError(
           "UNTRUSTED_DEVICE_LIST",
           `${user}'s device ${b.device} has a key their device list does not sign`,
@@ -1224,7 +1224,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
     if (enc.length === 0) return { ack: Promise.resolve(Math.floor(this.now() / 1000)) };
     const ack = new Promise<number>((resolve, reject) => this.acks.set(id, { id, resolve, reject }));
     ack.catch(() => {}); // observed by the caller; avoid an unhandled rejection if it never looks
-    this.sendStanza({ kind: "message", id: unhex(id), to, timestamp: Math.floor(sentAt / 1000), enc });
+    this.sendStanza({ kind: "message", id: fromHex(id), to, timestamp: Math.floor(sentAt / 1000), enc });
     return { ack };
   }
 
@@ -1252,7 +1252,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
         this.sendStanza({
           kind: "receipt",
           type: "read",
-          ids: p.messageIds.map(unhex),
+          ids: p.messageIds.map(fromHex),
           to: { user: p.sender },
           timestamp: Math.floor(this.now() / 1000),
         });

@@ -1,6 +1,7 @@
 // Adapters from the device's ProfileStore (opaque bytes in an encrypted SQLite
 // file) to the Signal package's async store interfaces.
 import {
+  bytesEqual,
   deserializeKyberPreKeyRecord,
   deserializePreKeyRecord,
   deserializeSignedPreKeyRecord,
@@ -28,8 +29,6 @@ export function deserializeIdentity(bytes: Uint8Array): IdentityKeyPair {
   return { privateKey: bytes.slice(0, 32), publicKey: bytes.slice(32) };
 }
 
-const equal = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((v, i) => v === b[i]);
-
 /**
  * What to do when a contact's identity key changes. WhatsApp accepts the new key and shows
  * "security code changed"; "block" refuses to encrypt or decrypt until the user accepts it.
@@ -55,12 +54,12 @@ export function signalStoresFor(
       },
       async saveIdentity(address, identityKey) {
         const old = store.getIdentity(address);
-        if (old && equal(old.publicKey, identityKey)) return false;
+        if (old && bytesEqual(old.publicKey, identityKey)) return false;
         return store.saveIdentity(address, identityKey).replaced;
       },
       async isTrustedIdentity(address, identityKey) {
         const old = store.getIdentity(address);
-        if (!old || equal(old.publicKey, identityKey)) return true;
+        if (!old || bytesEqual(old.publicKey, identityKey)) return true;
         // Never silent: the application always hears about a changed key.
         onIdentityChanged(address, identityKey);
         return policy === "accept-and-notify";
