@@ -3,6 +3,7 @@ export { DEFAULT_CONTEXT_CAPACITY, MAX_INTERNED_NAME_LENGTH, WireContext } from 
 export { PRIMARY_TOKENS, SECONDARY_TOKENS } from "./codec/dictionary.ts";
 export { DEFAULT_DECODE_LIMITS, type DecodeLimits, PARLEY_EPOCH } from "./codec/limits.ts";
 export * from "./errors.ts";
+export * from "./groups.ts";
 export * from "./multidevice.ts";
 export * from "./noise/index.ts";
 export { decodeBatch, decodeNode, decodeStanza, encodeBatch, encodeNode, encodeStanza } from "./stanza/codec.ts";

@@ -243,28 +243,10 @@ const iqRequest: fc.Arbitrary<IqRequest> = fc.oneof(
     ),
     value: fc.constantFrom("all" as const, "contacts" as const, "nobody" as const),
   }),
-  rec({ op: fc.constant("group-create" as const), subject: text, members: names }),
-  rec({
-    op: fc.constantFrom(
-      "group-add" as const,
-      "group-remove" as const,
-      "group-promote" as const,
-      "group-demote" as const,
-    ),
-    group: name,
-    users: names,
-  }),
-  rec({
-    op: fc.constantFrom(
-      "group-leave" as const,
-      "group-invite-create" as const,
-      "group-invite-revoke" as const,
-      "group-info" as const,
-    ),
-    group: name,
-  }),
-  rec({ op: fc.constant("group-subject" as const), group: name, subject: text }),
-  rec({ op: fc.constant("group-invite-join" as const), code: text }),
+  rec({ op: fc.constant("group-change" as const), change: bytes }),
+  rec({ op: fc.constant("group-log" as const), group: name, after: uint }),
+  rec({ op: fc.constant("group-invite-preview" as const), code: text }),
+  fc.constant({ op: "groups" as const }),
   rec({ op: fc.constant("ext" as const), node }),
 ) as fc.Arbitrary<IqRequest>;
 
@@ -281,23 +263,6 @@ const bundle = fc
     opt("oneTimePreKey", preKey),
   )
   .map((p) => Object.assign({}, ...p));
-const groupInfo = fc
-  .tuple(
-    rec({
-      group: name,
-      subject: text,
-      creator: name,
-      created: time,
-      version: uint,
-      participants: fc.array(
-        rec({ user: name, role: fc.constantFrom("member" as const, "admin" as const, "creator" as const) }),
-        { maxLength: 4 },
-      ),
-    }),
-    opt("invite", text),
-  )
-  .map((p) => Object.assign({}, ...p));
-
 const iqResult: fc.Arbitrary<IqResult> = fc.oneof(
   fc.constant({ op: "ok" as const }),
   rec({ op: fc.constant("account" as const), user: name }),
@@ -308,36 +273,15 @@ const iqResult: fc.Arbitrary<IqResult> = fc.oneof(
     op: fc.constant("devices" as const),
     lists: fc.array(rec({ user: name, devices: fc.array(u32, { maxLength: 4 }), list: bytes }), { maxLength: 3 }),
   }),
-  rec({ op: fc.constant("group" as const), info: groupInfo }),
-  rec({ op: fc.constant("invite" as const), code: text }),
+  rec({ op: fc.constant("group-log" as const), changes: fc.array(bytes, { maxLength: 3 }) }),
+  rec({ op: fc.constant("groups" as const), groups: fc.array(rec({ group: name, version: uint }), { maxLength: 3 }) }),
   rec({ op: fc.constant("ext" as const), node }),
 ) as fc.Arbitrary<IqResult>;
 
 const notificationEvent: fc.Arbitrary<NotificationEvent> = fc.oneof(
   rec({ type: fc.constant("prekeys-low" as const), oneTime: uint, kyberOneTime: uint }),
   rec({ type: fc.constant("devices-changed" as const), user: name }),
-  fc
-    .tuple(
-      rec({
-        type: fc.constant("group-change" as const),
-        group: name,
-        action: fc.constantFrom(
-          "create" as const,
-          "add" as const,
-          "remove" as const,
-          "promote" as const,
-          "demote" as const,
-          "leave" as const,
-          "subject" as const,
-          "invite-revoked" as const,
-          "join" as const,
-        ),
-        users: names,
-      }),
-      opt("by", name),
-      opt("subject", text),
-    )
-    .map((p) => Object.assign({}, ...p)),
+  rec({ type: fc.constant("group-change" as const), change: bytes }),
   fc
     .tuple(
       rec({

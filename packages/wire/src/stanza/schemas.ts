@@ -49,34 +49,6 @@ function deviceKeyFields(): FieldSpec[] {
   ];
 }
 
-const groupInfo: FieldType = {
-  struct: [
-    { name: "group", type: "name" },
-    { name: "subject", type: "str" },
-    { name: "creator", type: "name" },
-    { name: "created", type: "time" },
-    { name: "version", type: "uint" },
-    {
-      name: "participants",
-      type: {
-        list: {
-          struct: [
-            { name: "user", type: "name" },
-            { name: "role", type: { enum: ["member", "admin", "creator"] } },
-          ],
-        },
-      },
-    },
-    { name: "invite", type: "str", optional: true },
-  ],
-};
-
-const groupOnly: readonly FieldSpec[] = [{ name: "group", type: "name" }];
-const groupUsers: readonly FieldSpec[] = [
-  { name: "group", type: "name" },
-  { name: "users", type: names },
-];
-
 export const IQ_REQUEST_VARIANTS: readonly VariantSpec[] = [
   {
     tag: "register-account",
@@ -132,29 +104,21 @@ export const IQ_REQUEST_VARIANTS: readonly VariantSpec[] = [
       { name: "value", type: { enum: ["all", "contacts", "nobody"] } },
     ],
   },
+  // Groups (docs/groups.md): every membership change is one signed change of the group's log.
+  /** a signed group change (create, add, remove, promote, demote, leave, subject, invite, join) */
+  { tag: "group-change", fields: [{ name: "change", type: "bytes" }] },
+  /** the group's signed changes after version `after` (members only) */
   {
-    tag: "group-create",
-    fields: [
-      { name: "subject", type: "str" },
-      { name: "members", type: names },
-    ],
-  },
-  { tag: "group-add", fields: groupUsers },
-  { tag: "group-remove", fields: groupUsers },
-  { tag: "group-promote", fields: groupUsers },
-  { tag: "group-demote", fields: groupUsers },
-  { tag: "group-leave", fields: groupOnly },
-  {
-    tag: "group-subject",
+    tag: "group-log",
     fields: [
       { name: "group", type: "name" },
-      { name: "subject", type: "str" },
+      { name: "after", type: "uint" },
     ],
   },
-  { tag: "group-invite-create", fields: groupOnly },
-  { tag: "group-invite-revoke", fields: groupOnly },
-  { tag: "group-invite-join", fields: [{ name: "code", type: "str" }] },
-  { tag: "group-info", fields: groupOnly },
+  /** the log of the group an invite code opens (to build a join change); no membership needed */
+  { tag: "group-invite-preview", fields: [{ name: "code", type: "str" }] },
+  /** the groups this account is a member of, with their versions */
+  { tag: "groups", fields: [] },
   { tag: "ext", fields: [{ name: "node", type: "node" }] },
   // Appended after "ext" so existing variant codes keep their values (codes are list positions).
   /** replaces the account's contact list (used for presence privacy "contacts") */
@@ -234,8 +198,23 @@ export const IQ_RESULT_VARIANTS: readonly VariantSpec[] = [
       },
     ],
   },
-  { tag: "group", fields: [{ name: "info", type: groupInfo }] },
-  { tag: "invite", fields: [{ name: "code", type: "str" }] },
+  { tag: "group-log", fields: [{ name: "changes", type: { list: "bytes" } }] },
+  {
+    tag: "groups",
+    fields: [
+      {
+        name: "groups",
+        type: {
+          list: {
+            struct: [
+              { name: "group", type: "name" },
+              { name: "version", type: "uint" },
+            ],
+          },
+        },
+      },
+    ],
+  },
   { tag: "ext", fields: [{ name: "node", type: "node" }] },
   {
     tag: "linked",
@@ -255,21 +234,8 @@ export const NOTIFICATION_VARIANTS: readonly VariantSpec[] = [
     ],
   },
   { tag: "devices-changed", fields: [{ name: "user", type: "name" }] },
-  {
-    tag: "group-change",
-    fields: [
-      { name: "group", type: "name" },
-      {
-        name: "action",
-        type: {
-          enum: ["create", "add", "remove", "promote", "demote", "leave", "subject", "invite-revoked", "join"],
-        },
-      },
-      { name: "by", type: "name", optional: true },
-      { name: "users", type: names },
-      { name: "subject", type: "str", optional: true },
-    ],
-  },
+  /** a signed change of a group we are (or were, for remove/leave) a member of; the group id is inside */
+  { tag: "group-change", fields: [{ name: "change", type: "bytes" }] },
   {
     tag: "account",
     fields: [

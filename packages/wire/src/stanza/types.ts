@@ -209,27 +209,8 @@ export interface PreKeyBundle {
   oneTimePreKey?: PreKey;
 }
 
-export type GroupRole = "member" | "admin" | "creator";
-export interface GroupParticipant {
-  user: string;
-  role: GroupRole;
-}
-export interface GroupInfo {
-  group: string;
-  subject: string;
-  creator: string;
-  created: number;
-  /** increases on every change; lets a client detect a missed notification */
-  version: number;
-  participants: GroupParticipant[];
-  /** current invite code, only shown to admins */
-  invite?: string;
-}
-
 export type PrivacySetting = "last-seen" | "presence" | "read-receipts" | "groups-add";
 export type PrivacyValue = "all" | "contacts" | "nobody";
-
-export type GroupMemberOp = "group-add" | "group-remove" | "group-promote" | "group-demote";
 
 export type IqRequest =
   | { op: "register-account"; name: string; code: string }
@@ -260,14 +241,14 @@ export type IqRequest =
   | { op: "set-devices"; list: Uint8Array }
   | { op: "delete-account" }
   | { op: "set-privacy"; setting: PrivacySetting; value: PrivacyValue }
-  | { op: "group-create"; subject: string; members: string[] }
-  | { op: GroupMemberOp; group: string; users: string[] }
-  | { op: "group-leave"; group: string }
-  | { op: "group-subject"; group: string; subject: string }
-  | { op: "group-invite-create"; group: string }
-  | { op: "group-invite-revoke"; group: string }
-  | { op: "group-invite-join"; code: string }
-  | { op: "group-info"; group: string }
+  /** a signed group change (docs/groups.md); answered ok, or error conflict / forbidden / bad-request */
+  | { op: "group-change"; change: Uint8Array }
+  /** the group's signed changes after version `after` (members only) */
+  | { op: "group-log"; group: string; after: number }
+  /** the log of the group an invite code opens (to build the join change) */
+  | { op: "group-invite-preview"; code: string }
+  /** the groups this account belongs to */
+  | { op: "groups" }
   /** extension request in generic form */
   | { op: "ext"; node: Node }
   /** replaces the account's contact list (who counts as a contact for privacy "contacts") */
@@ -307,8 +288,8 @@ export type IqResult =
   | { op: "prekey-count"; oneTime: number; kyberOneTime: number }
   | { op: "bundles"; bundles: PreKeyBundle[] }
   | { op: "devices"; lists: { user: string; devices: number[]; list: Uint8Array }[] }
-  | { op: "group"; info: GroupInfo }
-  | { op: "invite"; code: string }
+  | { op: "group-log"; changes: Uint8Array[] }
+  | { op: "groups"; groups: { group: string; version: number }[] }
   | { op: "ext"; node: Node }
   /** a companion is linked: its account and device id */
   | { op: "linked"; user: string; device: number };
@@ -335,23 +316,13 @@ export interface IqErrorStanza {
 // ---------------------------------------------------------------------------------------------
 // Notifications: server → client, ordered by `id` (per device)
 
-export type GroupChangeAction =
-  | "create"
-  | "add"
-  | "remove"
-  | "promote"
-  | "demote"
-  | "leave"
-  | "subject"
-  | "invite-revoked"
-  | "join";
-
 export type AccountEventType = "device-added" | "device-removed" | "logged-out" | "deleted" | "privacy-changed";
 
 export type NotificationEvent =
   | { type: "prekeys-low"; oneTime: number; kyberOneTime: number }
   | { type: "devices-changed"; user: string }
-  | { type: "group-change"; group: string; action: GroupChangeAction; by?: string; users: string[]; subject?: string }
+  /** a signed change of a group (membership, subject, invite): apply in order, verify first */
+  | { type: "group-change"; change: Uint8Array }
   | { type: "account"; event: AccountEventType; device?: number }
   /** the backlog queued while the device was offline has been fully pushed */
   | { type: "queue-empty" }
