@@ -61,10 +61,11 @@ import {
 } from "@parley/wire";
 import { acceptLinkOffer, buildLinkOffer, DeviceTrustError, signDeviceList, verifyDeviceList } from "./devices.ts";
 import { Emitter } from "./emitter.ts";
+import { GroupEngine, type GroupEvent, type GroupView } from "./groups.ts";
 import { decodeMediaDescriptor, encodeMediaDescriptor, type MediaDescriptor } from "./media/descriptor.ts";
 import { decodeContent, encodeContent } from "./payload.ts";
 import { deserializeIdentity, type IdentityChangePolicy, serializeIdentity, signalStoresFor } from "./signal-stores.ts";
-import { directChatId, parseChatId } from "./store/chat-id.ts";
+import { directChatId, groupChatId, parseChatId } from "./store/chat-id.ts";
 import type { MessageStatus, ProfileStore, StoredMessage } from "./store/types.ts";
 
 export type ConnectFn = (options: ConnectOptions) => Promise<ConnectResult>;
@@ -76,7 +77,10 @@ export interface ClientEvents {
   /** Our outgoing message changed status (sent / delivered / read). */
   status: { id: string; status: MessageStatus };
   presence: { user: string; online: boolean; lastSeen?: number };
-  typing: { user: string; state: ChatState };
+  /** `group` is set for typing in a group chat. */
+  typing: { user: string; state: ChatState; group?: string };
+  /** A verified change of a group we are (or were) in: membership, admins, subject, invite. */
+  group: GroupEvent;
   "identity-changed": { address: ProtocolAddress; identityKey: Uint8Array };
   connection: { state: ConnectionState; reason?: string };
   /** A message could not be decrypted; a retry was requested and a placeholder stored. */
@@ -215,6 +219,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
   private pendingLinkOffer: ((payload: Uint8Array) => void) | undefined;
   /** Identity keys of each user's devices, from their verified device lists. */
   private readonly listKeys = new Map<string, Map<number, Uint8Array>>();
+  private readonly groupEngine: GroupEngine;
 
   constructor(options: ClientOptions) {
     super();
@@ -227,6 +232,42 @@ export class ParleyClient extends Emitter<ClientEvents> {
       options.identityChangePolicy ?? "accept-and-notify",
       (address, identityKey) => this.emit("identity-changed", { address, identityKey }),
     );
+    this.groupEngine = new GroupEngine({
+      store: this.store,
+      signal: this.signal,
+      me: () => ({ user: this.accountName!, device: this.deviceId! }),
+      now: () => this.now(),
+      iq: (request) => this.iq(request),
+      sendStanza: (stanza) => this.sendStanza(stanza),
+      expectAck: (id) => this.expectAck(id),
+      identityKeyPair: () => {
+        const bytes = this.store.getMeta("identityKeyPair")!;
+        return { privateKey: bytes.slice(0, 32), publicKey: bytes.slice(32) };
+      },
+      deviceIdentityKey: async (user, device) => {
+        await this.devicesOf(user);
+        let key = this.listKeys.get(user)?.get(device);
+        if (!key) {
+          await this.devicesOf(user, true);
+          key = this.listKeys.get(user)?.get(device);
+        }
+        return key;
+      },
+      devicesOf: (user, refresh) => this.devicesOf(user, refresh),
+      ensureSessions: (user, devices) => this.ensureSessions(user, devices),
+      devack: (seq) => this.devack(seq),
+      emitGroup: (event) => this.emit("group", event),
+      emitMessage: (message, chatId) => this.emit("message", { message, chatId }),
+      emitError: (error) => this.emit("error", { error }),
+      emitDecryptFailed: (from, id, error) => this.emit("decrypt-failed", { from, id, error }),
+    });
+  }
+
+  /** Resolves with the server time (s) of the ack of our message `id`, rejects with its error. */
+  private expectAck(id: string): Promise<number> {
+    const ack = new Promise<number>((resolve, reject) => this.acks.set(id, { id, resolve, reject }));
+    ack.catch(() => {}); // observed by the caller; no unhandled rejection if it never looks
+    return ack;
   }
 
   get accountName(): string | undefined {
@@ -567,6 +608,10 @@ export class ParleyClient extends Emitter<ClientEvents> {
       this.setState("connected");
       void this.flushOutbox();
       void this.checkPreKeys();
+      // Groups joined or changed while this device was away or before it was linked.
+      this.groupEngine.sync().catch((err: unknown) => {
+        if ((err as { code?: string }).code !== "DISCONNECTED") this.emit("error", { error: err as Error });
+      });
       if (this.store.listContacts().length > 0) {
         this.iq({ op: "set-contacts", users: this.store.listContacts().map((c) => c.name) }).catch(() => {});
       }
@@ -714,7 +759,12 @@ export class ParleyClient extends Emitter<ClientEvents> {
         }
         return;
       case "chatstate":
-        if (stanza.from !== undefined) this.emit("typing", { user: stanza.from, state: stanza.state });
+        if (stanza.from !== undefined)
+          this.emit("typing", {
+            user: stanza.from,
+            state: stanza.state,
+            ...(stanza.group !== undefined ? { group: stanza.group } : {}),
+          });
         return;
       default:
         return;
@@ -733,10 +783,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
     const me = this.accountName!;
     const id = toHex(d.id);
     const address = { name: d.from.user, deviceId: d.from.device };
-    if (d.type === "skmsg") {
-      this.devack(d.seq); // groups arrive with their own issue
-      return;
-    }
+    if (d.group !== undefined) return this.groupEngine.onDelivery(d);
     let plaintext: Uint8Array;
     try {
       plaintext = await decryptMessage(address, d.type === "pkmsg" ? "prekey" : "whisper", d.body, this.signal);
@@ -845,12 +892,19 @@ export class ParleyClient extends Emitter<ClientEvents> {
           // Our other device read these: mark them read here too (read state syncs across devices).
           if (r.to) for (const id of ids) this.markIncomingRead(r.to.user, id);
         } else {
-          const changed = this.store.applyReceipt({
-            status: r.type,
-            messageIds: ids,
-            from: { name: r.from.user, deviceId: r.from.device },
-            at: r.timestamp * 1000,
-          });
+          const changed: string[] = [];
+          for (const id of ids) {
+            const expected = this.groupEngine.recipientsOf(id);
+            changed.push(
+              ...this.store.applyReceipt({
+                status: r.type,
+                messageIds: [id],
+                from: { name: r.from.user, deviceId: r.from.device },
+                at: r.timestamp * 1000,
+                ...(expected ? { expectedRecipients: expected } : {}),
+              }),
+            );
+          }
           for (const id of changed) {
             const m = this.store.getMessage(me, id);
             if (m) this.emit("status", { id, status: m.status });
@@ -874,9 +928,10 @@ export class ParleyClient extends Emitter<ClientEvents> {
     for (const id of ids) {
       const m = this.store.getMessage(me, id);
       if (!m || m.body === null) continue;
-      const { target } = parseChatId(m.chatId);
+      const { kind, target } = parseChatId(m.chatId);
       try {
-        await this.sendEncrypted(target, m.id, m.body, m.sentAt);
+        if (kind === "group") await this.groupEngine.resend(target, from, m);
+        else await this.sendEncrypted(target, m.id, m.body, m.sentAt);
       } catch (err) {
         this.emit("error", { error: err as Error });
       }
@@ -896,6 +951,9 @@ export class ParleyClient extends Emitter<ClientEvents> {
         break;
       case "link-offer":
         this.pendingLinkOffer?.(n.event.payload);
+        break;
+      case "group-change":
+        await this.groupEngine.onNotification(n.event.change);
         break;
       default:
         break;
@@ -1066,16 +1124,31 @@ export class ParleyClient extends Emitter<ClientEvents> {
           const inFlight: Promise<void>[] = [];
           for (const item of batch) {
             const m = item.message;
-            const { target } = parseChatId(m.chatId);
+            const { kind, target } = parseChatId(m.chatId);
+            const media = this.store.getOpaque(mediaKey(this.accountName!, m.id));
+            const sending =
+              kind === "group"
+                ? this.groupEngine.send(target, m.id, {
+                    text: m.body ?? "",
+                    sentAt: m.sentAt,
+                    ...(media ? { media } : {}),
+                  })
+                : this.sendEncrypted(target, m.id, m.body ?? "", m.sentAt);
             inFlight.push(
-              this.sendEncrypted(target, m.id, m.body ?? "", m.sentAt).then(
+              sending.then(
                 (serverTs) => {
                   if (this.store.markSent(m.id, serverTs * 1000)) this.emit("status", { id: m.id, status: "sent" });
                 },
                 (err: unknown) => {
                   const attempts = item.attempts + 1;
-                  const e = err instanceof ClientError ? err : new ClientError("SEND", String(err));
-                  if (e.code === "not-found" || attempts >= MAX_SEND_ATTEMPTS) {
+                  const e =
+                    err instanceof ClientError
+                      ? err
+                      : new ClientError(
+                          (err as { code?: string }).code ?? "SEND",
+                          String((err as Error).message ?? err),
+                        );
+                  if (e.code === "not-found" || e.code === "not-member" || attempts >= MAX_SEND_ATTEMPTS) {
                     this.store.markFailed(m.id, e.message);
                     this.emit("status", { id: m.id, status: "failed" });
                   } else {
@@ -1222,10 +1295,108 @@ export class ParleyClient extends Emitter<ClientEvents> {
     }
     // A note to self on an account with one device: nothing to send, it is "sent" at once.
     if (enc.length === 0) return { ack: Promise.resolve(Math.floor(this.now() / 1000)) };
-    const ack = new Promise<number>((resolve, reject) => this.acks.set(id, { id, resolve, reject }));
-    ack.catch(() => {}); // observed by the caller; avoid an unhandled rejection if it never looks
+    const ack = this.expectAck(id);
     this.sendStanza({ kind: "message", id: fromHex(id), to, timestamp: Math.floor(sentAt / 1000), enc });
     return { ack };
+  }
+
+  // ----------------------------------------------------------------- groups
+
+  /** Creates a group with us as creator (admin); the members are told at once. */
+  createGroup(subject: string, members: string[]): Promise<GroupView> {
+    return this.groupEngine.create(subject, members);
+  }
+  addGroupMembers(group: string, users: string[]): Promise<GroupView> {
+    return this.groupEngine.add(group, users);
+  }
+  /** Removes members; our next message to the group uses a new sender key they never get. */
+  removeGroupMembers(group: string, users: string[]): Promise<GroupView> {
+    return this.groupEngine.remove(group, users);
+  }
+  promoteGroupAdmins(group: string, users: string[]): Promise<GroupView> {
+    return this.groupEngine.promote(group, users);
+  }
+  demoteGroupAdmins(group: string, users: string[]): Promise<GroupView> {
+    return this.groupEngine.demote(group, users);
+  }
+  leaveGroup(group: string): Promise<GroupView> {
+    return this.groupEngine.leave(group);
+  }
+  setGroupSubject(group: string, subject: string): Promise<GroupView> {
+    return this.groupEngine.setSubject(group, subject);
+  }
+  /** A new invite code (replaces the previous one). Anyone holding it can join until it is revoked. */
+  createGroupInvite(group: string): Promise<string> {
+    return this.groupEngine.createInvite(group);
+  }
+  revokeGroupInvite(group: string): Promise<GroupView> {
+    return this.groupEngine.revokeInvite(group);
+  }
+  joinGroup(code: string): Promise<GroupView> {
+    return this.groupEngine.join(code);
+  }
+  /** Fetches and verifies the groups the server says we are in (e.g. on a newly linked device). */
+  syncGroups(): Promise<void> {
+    return this.groupEngine.sync();
+  }
+  group(id: string): GroupView | undefined {
+    return this.groupEngine.group(id);
+  }
+  groups(): GroupView[] {
+    return this.groupEngine.list();
+  }
+  /** Group messages that arrived before their sender key and still wait for it. */
+  get bufferedGroupMessages(): number {
+    return this.groupEngine.bufferedCount();
+  }
+
+  /** Queues a text message to a group (outbox first, like queueText). */
+  queueGroupText(group: string, text: string): string {
+    if (!this.groupEngine.group(group)) throw new ClientError("not-found", `unknown group ${group}`);
+    const id = toHex(getCrypto().randomBytes(8));
+    const chatId = groupChatId(group);
+    this.ensureChat(chatId);
+    this.store.queueOutgoing({ id, chatId, body: text, sentAt: this.now() });
+    if (this.state === "connected") void this.flushOutbox();
+    return id;
+  }
+
+  async sendGroupText(group: string, text: string): Promise<string> {
+    const id = this.queueGroupText(group, text);
+    await this.waitForStatus(id, "sent");
+    return id;
+  }
+
+  /** Marks a group chat read and sends read receipts to each sender. */
+  markGroupRead(group: string): number {
+    const pending = this.store.markChatRead(groupChatId(group));
+    let n = 0;
+    for (const p of pending) {
+      n += p.messageIds.length;
+      try {
+        this.sendStanza({
+          kind: "receipt",
+          type: "read",
+          ids: p.messageIds.map(fromHex),
+          to: { user: p.sender },
+          group,
+          timestamp: Math.floor(this.now() / 1000),
+        });
+      } catch {
+        // offline: read locally; the receipt is lost, as in 1:1 chats
+      }
+    }
+    return n;
+  }
+
+  sendGroupTyping(group: string, state: ChatState): void {
+    if (this.state !== "connected") return;
+    this.groupEngine.typing(group, state);
+  }
+
+  /** Per-member receipts of one of our messages (group: who has it, who read it). */
+  receiptsOf(id: string) {
+    return this.store.listReceipts(id);
   }
 
   // --------------------------------------------------------------- contacts

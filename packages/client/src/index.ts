@@ -8,6 +8,7 @@ export {
   ParleyClient,
 } from "./client.ts";
 export { Emitter } from "./emitter.ts";
+export { GroupClientError, type GroupEvent, type GroupView } from "./groups.ts";
 export * from "./media/index.ts";
 export { decodeContent, encodeContent, type MessageContent, PayloadError } from "./payload.ts";
 export type { IdentityChangePolicy } from "./signal-stores.ts";

@@ -10,6 +10,12 @@ export interface MessageContent {
   media?: Uint8Array;
   /** Multi-device history transfer: `media` is the history bundle for our own device with this id. */
   historyFor?: number;
+  /** Group content: the group it belongs to (checked against the delivery, so the server cannot move it). */
+  group?: string;
+  /** A sender-key distribution message for `group` (sent pairwise to each member device that lacks it). */
+  senderKey?: Uint8Array;
+  /** Only `senderKey`, no message: nothing to show. */
+  keyOnly?: boolean;
 }
 
 const toB64 = (b: Uint8Array) => {
@@ -35,6 +41,9 @@ export function encodeContent(content: MessageContent): Uint8Array {
       s: content.sentAt,
       ...(content.media ? { m: toB64(content.media) } : {}),
       ...(content.historyFor !== undefined ? { h: content.historyFor } : {}),
+      ...(content.group !== undefined ? { g: content.group } : {}),
+      ...(content.senderKey ? { k: toB64(content.senderKey) } : {}),
+      ...(content.keyOnly ? { o: 1 } : {}),
     }),
   );
   const padded = new Uint8Array(Math.ceil((json.length + 1) / PAD_BLOCK) * PAD_BLOCK);
@@ -54,7 +63,21 @@ export function decodeContent(bytes: Uint8Array): MessageContent {
   } catch {
     throw new PayloadError("message content is not valid JSON");
   }
-  const p = parsed as { v?: unknown; t?: unknown; s?: unknown; m?: unknown; h?: unknown };
+  const p = parsed as {
+    v?: unknown;
+    t?: unknown;
+    s?: unknown;
+    m?: unknown;
+    h?: unknown;
+    g?: unknown;
+    k?: unknown;
+    o?: unknown;
+  };
+  if (p.g !== undefined && (typeof p.g !== "string" || !/^[0-9a-f]{32}$/.test(p.g)))
+    throw new PayloadError("message content has a malformed group id");
+  if (p.k !== undefined && typeof p.k !== "string")
+    throw new PayloadError("message content has a malformed sender key");
+  if (p.o !== undefined && p.o !== 1) throw new PayloadError("message content has a malformed key-only flag");
   if (p.h !== undefined && (typeof p.h !== "number" || !Number.isInteger(p.h) || p.h < 0)) {
     throw new PayloadError("message content has a malformed history target");
   }
@@ -71,10 +94,21 @@ export function decodeContent(bytes: Uint8Array): MessageContent {
       throw new PayloadError("message content has a malformed attachment");
     }
   }
+  let senderKey: Uint8Array | undefined;
+  if (typeof p.k === "string") {
+    try {
+      senderKey = fromB64(p.k);
+    } catch {
+      throw new PayloadError("message content has a malformed sender key");
+    }
+  }
   return {
     text: p.t,
     sentAt: p.s,
     ...(media ? { media } : {}),
     ...(typeof p.h === "number" ? { historyFor: p.h } : {}),
+    ...(typeof p.g === "string" ? { group: p.g } : {}),
+    ...(senderKey ? { senderKey } : {}),
+    ...(p.o === 1 ? { keyOnly: true } : {}),
   };
 }

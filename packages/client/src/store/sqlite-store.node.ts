@@ -902,7 +902,21 @@ export class SqliteProfileStore implements ProfileStore {
           input.status,
           input.at,
         );
-        if (this.#transition(row, input.status)) changed.push(id);
+        let reached: "delivered" | "read" | null = input.status;
+        if (chat.kind === "group" && input.expectedRecipients !== undefined) {
+          const got = new Map<string, string>();
+          for (const r of this.#all<{ name: string; status: string }>(
+            "SELECT name, status FROM receipts WHERE message_row = ?",
+            row.row_id,
+          )) {
+            if (got.get(r.name) !== "read") got.set(r.name, r.status);
+          }
+          const all = input.expectedRecipients;
+          if (all.every((n) => got.get(n) === "read")) reached = "read";
+          else if (all.every((n) => got.has(n))) reached = "delivered";
+          else reached = null;
+        }
+        if (reached !== null && this.#transition(row, reached)) changed.push(id);
       }
       return changed;
     });

@@ -242,6 +242,11 @@ export interface ReceiptInput {
   /** Who sent the receipt (recorded per recipient device). */
   readonly from: Address;
   readonly at: number;
+  /**
+   * Group messages: the members the message went to. The status then moves only as far as every
+   * one of them has come (delivered when each has a device that has it, read when each has read it).
+   */
+  readonly expectedRecipients?: readonly string[];
 }
 
 export interface RecipientReceipt {

@@ -23,8 +23,9 @@ import type { ServerConfig } from "../config.ts";
 import type { Metrics } from "../metrics.ts";
 import { KeyedRateLimiter } from "../rate-limit.ts";
 import type { RouteEvent, Router } from "../routing/types.ts";
-import type { Account, AccountId, Device, EnqueueItem, ServerStorage } from "../storage/index.ts";
+import type { Account, AccountId, Device, EnqueueItem, QueueRecipient, ServerStorage } from "../storage/index.ts";
 import type { Verifier } from "../verifier.ts";
+import { GroupDirectory } from "./groups.ts";
 import { LinkRegistry } from "./links.ts";
 import { ClientSession } from "./session.ts";
 
@@ -71,6 +72,7 @@ export class Gateway {
   readonly globalRegistrationLimiter = new KeyedRateLimiter(100, 10); // per worker
   readonly keyFetchLimiter = new KeyedRateLimiter(200, 20); // per account: bundle fetches
   readonly links: LinkRegistry;
+  readonly groups: GroupDirectory;
 
   constructor(options: GatewayOptions) {
     this.storage = options.storage;
@@ -82,6 +84,7 @@ export class Gateway {
     this.config = options.config;
     this.workerId = options.workerId ?? randomUUID();
     this.links = new LinkRegistry(this.router, () => this.clock.now());
+    this.groups = new GroupDirectory(this);
     this.router.subscribe((e) => this.onRouteEvent(e));
   }
 
@@ -192,6 +195,9 @@ export class Gateway {
         this.deviceIdCache.delete(e.accountId);
         this.accountCache.delete(e.user);
         break;
+      case "group":
+        this.groups.forget(e.group);
+        break;
       case "claim": {
         const s = this.byDevice.get(deviceKey(e.user, e.device));
         if (s && s.id !== e.owner) s.replaced();
@@ -286,6 +292,29 @@ export class Gateway {
       woken.add(k);
       if (local) local.wake();
       else this.router.publish({ type: "wake", user, device: it.deviceId });
+    });
+    return seqs;
+  }
+
+  /**
+   * Like enqueueAndWake for one payload stored once for many recipients (group messages, group
+   * notifications): one queue entry per device references it.
+   */
+  async enqueueSharedAndWake(
+    payload: Uint8Array,
+    recipients: QueueRecipient[],
+    names: Map<AccountId, string>,
+    stanza: Stanza,
+  ): Promise<number[]> {
+    const seqs = await this.storage.enqueueShared(payload, recipients);
+    this.metrics.envelopesQueued.inc(recipients.length);
+    const createdAt = this.clock.now();
+    recipients.forEach((r, i) => {
+      const user = names.get(r.accountId);
+      if (user === undefined) return;
+      const local = this.byDevice.get(deviceKey(user, r.deviceId));
+      if (local) local.deliver(seqs[i]!, stanza, createdAt);
+      else this.router.publish({ type: "wake", user, device: r.deviceId });
     });
     return seqs;
   }

@@ -13,9 +13,11 @@ import {
   deviceSignedBytes,
   encodeStanza,
   splitSignedDeviceList,
+  splitSignedGroupChange,
 } from "@parley/wire";
 import type { KemPreKey, PreKeyBundle as StoredBundle } from "../storage/index.ts";
 import { isStorageError, normalizeAccountName } from "../storage/index.ts";
+import { GroupError } from "./groups.ts";
 import { LinkError } from "./links.ts";
 import type { ClientSession } from "./session.ts";
 
@@ -108,6 +110,10 @@ export async function handleIq(session: ClientSession, iq: IqStanza): Promise<vo
   } catch (err) {
     if (err instanceof IqFailure) {
       session.send({ kind: "iq-error", id: iq.id, error: err.error });
+      return;
+    }
+    if (err instanceof GroupError) {
+      session.send({ kind: "iq-error", id: iq.id, error: { code: err.code, text: err.message } });
       return;
     }
     if (isStorageError(err)) {
@@ -263,6 +269,25 @@ async function run(session: ClientSession, req: IqRequest): Promise<IqResult> {
       return { op: "ok" };
     }
 
+    case "group-change": {
+      const version = await gw.groups.applyChange(
+        { accountId: me.id, user: me.name, device: myDevice, identityKey: session.deviceRecord!.identityKey },
+        req.change,
+      );
+      return { op: "groups", groups: [{ group: splitGroupId(req.change), version }] };
+    }
+
+    case "group-log":
+      return { op: "group-log", changes: await gw.groups.log(req.group, req.after, me.id) };
+
+    case "group-invite-preview": {
+      const group = await gw.groups.groupForInvite(req.code);
+      return { op: "group-log", changes: await gw.groups.log(group, 0, null) };
+    }
+
+    case "groups":
+      return { op: "groups", groups: await storage.listGroups(me.id) };
+
     case "delete-account": {
       await storage.deleteAccount(me.id);
       setImmediate(() => session.close(CloseCode.NORMAL, "account deleted"));
@@ -273,6 +298,9 @@ async function run(session: ClientSession, req: IqRequest): Promise<IqResult> {
       return fail("unavailable", `${req.op} is not supported by this server yet`);
   }
 }
+
+/** The group id inside a signed change the gateway has just accepted. */
+const splitGroupId = (signed: Uint8Array) => splitSignedGroupChange(signed).change.group;
 
 async function warnIfLow(session: ClientSession, accountId: string, user: string, deviceId: number): Promise<void> {
   try {

@@ -21,7 +21,7 @@ import {
   WireError,
 } from "@parley/wire";
 import { TokenBucket } from "../rate-limit.ts";
-import type { Account, AccountId, Device, EnqueueItem, QueueEntry } from "../storage/index.ts";
+import type { Account, AccountId, Device, EnqueueItem, QueueEntry, QueueRecipient } from "../storage/index.ts";
 import { isStorageError } from "../storage/index.ts";
 import type { Gateway, LoginContext } from "./gateway.ts";
 import { handleIq } from "./iq.ts";
@@ -218,7 +218,15 @@ export class ClientSession {
           this.send(prepared.error);
           return;
         }
-        commit = this.gateway.enqueueAndWake(prepared.items, prepared.names, prepared.stanzas);
+        // Per-device entries first, then the shared one: same group commit, queue order as listed.
+        const parts: Promise<unknown>[] = [];
+        if (prepared.items.length > 0)
+          parts.push(this.gateway.enqueueAndWake(prepared.items, prepared.names, prepared.stanzas));
+        if (prepared.shared) {
+          const { payload, recipients, stanza } = prepared.shared;
+          parts.push(this.gateway.enqueueSharedAndWake(payload, recipients, prepared.names, stanza));
+        }
+        commit = Promise.all(parts);
       } catch (err) {
         this.pendingSends--;
         this.fail(err);
@@ -251,14 +259,23 @@ export class ClientSession {
     };
   }
 
-  private async prepareMessage(
-    m: MessageStanza,
-  ): Promise<{ error: AckStanza } | { items: EnqueueItem[]; names: Map<AccountId, string>; stanzas: Stanza[] }> {
+  private async prepareMessage(m: MessageStanza): Promise<
+    | { error: AckStanza }
+    | {
+        items: EnqueueItem[];
+        names: Map<AccountId, string>;
+        stanzas: Stanza[];
+        shared?: { payload: Uint8Array; recipients: QueueRecipient[]; stanza: Stanza };
+      }
+  > {
     const me = this.account!;
     const myDevice = this.device!;
-    if (m.group !== undefined || m.to === undefined) {
-      return { error: this.errorAck(m, "bad-request", "group messages are not supported yet") };
+    if (m.group !== undefined) {
+      const r = await this.gateway.groups.prepareMessage(m, me, myDevice, seconds(this.gateway.clock.now()));
+      if ("error" in r) return { error: this.errorAck(m, r.error.code, r.error.text, r.error.devices) };
+      return r;
     }
+    if (m.to === undefined) return { error: this.errorAck(m, "bad-request", "a message needs to or group") };
     const peer = m.to === me.name ? me : await this.gateway.accountByName(m.to);
     if (!peer) return { error: this.errorAck(m, "not-found", `no account named ${m.to}`) };
 
@@ -558,6 +575,10 @@ export class ClientSession {
   }
 
   private onChatState(c: ChatStateStanza): void {
+    if (c.group !== undefined) {
+      void this.onGroupChatState(c).catch((err) => this.fail(err));
+      return;
+    }
     if (c.to === undefined) {
       this.abuse(CloseCode.PROTOCOL_VIOLATION, "chat state without a recipient");
       return;
@@ -565,5 +586,18 @@ export class ClientSession {
     if (!this.typingBucket.take()) return; // typing storms are dropped, never queued
     if (c.to === this.user) return;
     this.gateway.publishEphemeral(c.to, { kind: "chatstate", state: c.state, from: this.user! });
+  }
+
+  /** Typing in a group: to members' online devices only, bounded per sender and per group. */
+  private async onGroupChatState(c: ChatStateStanza): Promise<void> {
+    if (!this.typingBucket.take()) return;
+    const group = await this.gateway.groups.get(c.group!);
+    if (!group?.memberIds.has(this.account!.id)) return;
+    if (!this.gateway.groups.typingAllowed(c.group!)) return;
+    const stanza: Stanza = { kind: "chatstate", state: c.state, from: this.user!, group: c.group! };
+    for (const m of group.members) {
+      if (m.id === this.account!.id) continue;
+      if (this.gateway.isOnline(m.name)) this.gateway.publishEphemeral(m.name, stanza);
+    }
   }
 }

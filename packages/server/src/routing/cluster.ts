@@ -8,6 +8,7 @@ import type { RouteEvent, Router } from "./types.ts";
 interface WireEvent {
   type: RouteEvent["type"];
   user: string;
+  group?: string;
   accountId?: string;
   phase?: "wait" | "offer" | "done" | "failed";
   ref?: string;
@@ -28,6 +29,7 @@ export interface RouteBatch {
 
 function toWire(e: RouteEvent): WireEvent {
   if (e.type === "ephemeral") return { ...e, stanza: Buffer.from(e.stanza).toString("base64") };
+  if (e.type === "group") return { type: "group", user: "", group: e.group };
   if (e.type === "link") {
     const { payload, ...rest } = e;
     return { ...rest, user: e.user ?? "", ...(payload ? { payload: Buffer.from(payload).toString("base64") } : {}) };
@@ -63,6 +65,8 @@ function fromWire(w: WireEvent): RouteEvent | null {
       };
     case "devices":
       return { type: "devices", accountId: w.accountId ?? "", user: w.user };
+    case "group":
+      return { type: "group", group: w.group ?? "" };
     case "presence":
       return {
         type: "presence",

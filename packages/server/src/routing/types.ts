@@ -15,6 +15,8 @@ export type RouteEvent =
   | { type: "ephemeral"; user: string; stanza: Uint8Array; exceptDevice?: number }
   /** An account's devices changed (linked, removed, account deleted): drop cached device sets. */
   | { type: "devices"; accountId: string; user: string }
+  /** A group's membership or state changed: drop cached copies (docs/groups.md). */
+  | { type: "group"; group: string }
   /** A device was unlinked: its connections close, everywhere. */
   | { type: "revoke"; user: string; device: number }
   /**

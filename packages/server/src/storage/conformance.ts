@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import type { ManualClock } from "../clock.ts";
 import { StorageError, type StorageErrorCode } from "./errors.ts";
-import type { AccountId, KemPreKey, NewDevice, OneTimePreKey, ServerStorage } from "./types.ts";
+import type { AccountId, GroupUpdate, KemPreKey, NewDevice, OneTimePreKey, ServerStorage } from "./types.ts";
 
 /**
  * The behaviour every ServerStorage implementation must show. An implementation's test file calls
@@ -184,6 +184,70 @@ export function runStorageConformance(name: string, make: () => Promise<StorageH
         const again = await store.createAccount("frank", device);
         assert.notEqual(again.account.id, account.id);
         assert.deepEqual(await store.getPreKeyCounts(again.account.id, 1), { ecOneTime: 0, kemOneTime: 0 });
+      });
+    });
+
+    describe("groups", () => {
+      const G = "00112233445566778899aabbccddeeff";
+      const update = (version: number, members: AccountId[], extra: Partial<GroupUpdate> = {}): GroupUpdate => ({
+        group: G,
+        version,
+        state: `{"v":${version}}`,
+        members,
+        inviteHash: null,
+        change: envelope(`change ${version}`),
+        ...extra,
+      });
+
+      it("creates a group, applies changes in version order, keeps the log and the member index", async () => {
+        const [a, b, c] = [await newAccount(), await newAccount(), await newAccount()];
+        await store.applyGroupUpdate(update(1, [a, b]));
+        await store.applyGroupUpdate(update(2, [a, b, c]));
+        await store.applyGroupUpdate(update(3, [a, c]));
+        const g = await store.getGroup(G);
+        assert.deepEqual(g, { group: G, version: 3, state: '{"v":3}', members: [a, c] });
+        assert.deepEqual((await store.getGroupLog(G, 0, 100)).map(text), ["change 1", "change 2", "change 3"]);
+        assert.deepEqual((await store.getGroupLog(G, 2, 100)).map(text), ["change 3"]);
+        assert.deepEqual(await store.listGroups(a), [{ group: G, version: 3 }]);
+        assert.deepEqual(await store.listGroups(b), []);
+        assert.equal(await store.getGroup("ffffffffffffffffffffffffffffffff"), null);
+      });
+
+      it("refuses a change that does not extend the stored version (two admins at once): CONFLICT", async () => {
+        const a = await newAccount();
+        await store.applyGroupUpdate(update(1, [a]));
+        await rejectsWith(store.applyGroupUpdate(update(1, [a])), "CONFLICT");
+        const results = await Promise.allSettled([
+          store.applyGroupUpdate(update(2, [a])),
+          store.applyGroupUpdate(update(2, [a])),
+        ]);
+        assert.deepEqual(results.map((r) => r.status).sort(), ["fulfilled", "rejected"]);
+        await rejectsWith(store.applyGroupUpdate(update(4, [a])), "CONFLICT");
+        assert.equal((await store.getGroupLog(G, 0, 10)).length, 2);
+      });
+
+      it("finds a group by its invite hash; one invite hash belongs to one group", async () => {
+        const a = await newAccount();
+        const hash = new Uint8Array(32).fill(5);
+        await store.applyGroupUpdate(update(1, [a], { inviteHash: hash }));
+        assert.equal(await store.findGroupByInvite(hash), G);
+        await rejectsWith(
+          store.applyGroupUpdate(update(1, [a], { group: "ffffffffffffffffffffffffffffffff", inviteHash: hash })),
+          "CONFLICT",
+        );
+        await store.applyGroupUpdate(update(2, [a]));
+        assert.equal(await store.findGroupByInvite(hash), null);
+      });
+
+      it("rejects malformed updates with INVALID_ARGUMENT", async () => {
+        const a = await newAccount();
+        await rejectsWith(store.applyGroupUpdate(update(1, [a], { group: "../../etc/passwd" })), "INVALID_ARGUMENT");
+        await rejectsWith(store.applyGroupUpdate(update(0, [a])), "INVALID_ARGUMENT");
+        await rejectsWith(store.applyGroupUpdate(update(1, [a, a])), "INVALID_ARGUMENT");
+        await rejectsWith(
+          store.applyGroupUpdate(update(1, [a], { inviteHash: new Uint8Array(3) })),
+          "INVALID_ARGUMENT",
+        );
       });
     });
 

@@ -154,6 +154,34 @@ export interface AckedEntry {
   messageId: string | null;
 }
 
+/** A group id: 32 lowercase hex characters, chosen by its creator. */
+export type GroupId = string;
+
+/**
+ * One accepted change of a group (docs/groups.md). The gateway applies the signed change to the
+ * stored state with the shared rules first; storage only keeps state, members and log consistent.
+ */
+export interface GroupUpdate {
+  group: GroupId;
+  /** The version after this change: 1 creates the group, otherwise the stored version must be version - 1. */
+  version: number;
+  /** The new state snapshot (opaque to storage: JSON from @parley/wire's encodeGroupState). */
+  state: string;
+  /** Every member account after the change, in join order. */
+  members: AccountId[];
+  /** SHA-256 of the current invite code, or null when the group has no invite link. */
+  inviteHash: Uint8Array | null;
+  /** The signed change itself, appended to the group's log. */
+  change: Uint8Array;
+}
+
+export interface StoredGroup {
+  group: GroupId;
+  version: number;
+  state: string;
+  members: AccountId[];
+}
+
 /** Outcome of checking a registration code. Only "ok" consumes the pending registration. */
 export type VerifyCodeResult = "ok" | "wrong_code" | "expired" | "too_many_attempts" | "not_found";
 
@@ -240,6 +268,23 @@ export interface ServerStorage {
   takePreKeyBundle(accountId: AccountId, deviceId: DeviceId): Promise<PreKeyBundle>;
   /** takePreKeyBundle for every device of the account, in device-id order, in one transaction. */
   takePreKeyBundles(accountId: AccountId): Promise<PreKeyBundle[]>;
+
+  // --------------------------------------------------------------------- groups
+
+  /**
+   * Applies an accepted group change atomically: state, member list, invite hash and log.
+   * CONFLICT when the stored version is not `version - 1` (another admin's change won the race;
+   * for version 1: the group exists), or when another group holds the same invite hash.
+   * Durable on return (members are told only after this).
+   */
+  applyGroupUpdate(update: GroupUpdate): Promise<void>;
+  getGroup(group: GroupId): Promise<StoredGroup | null>;
+  /** Signed changes with version > afterVersion, oldest first, at most `limit`. */
+  getGroupLog(group: GroupId, afterVersion: number, limit: number): Promise<Uint8Array[]>;
+  /** The group whose current invite link has this hash. */
+  findGroupByInvite(inviteHash: Uint8Array): Promise<GroupId | null>;
+  /** Groups the account is a member of, with their versions. */
+  listGroups(accountId: AccountId): Promise<{ group: GroupId; version: number }[]>;
 
   // --------------------------------------------------------------------- queues
 

@@ -3,6 +3,7 @@ import type {
   AccountId,
   DeviceId,
   DeviceListBlob,
+  GroupUpdate,
   KemPreKey,
   NewDevice,
   OneTimePreKey,
@@ -145,4 +146,18 @@ export function checkRegistrationCode(code: string): void {
 
 export function checkFetchLimit(limit: number): void {
   if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw invalid("limit must be an integer in 1..10000");
+}
+
+const GROUP_ID = /^[0-9a-f]{32}$/;
+export function checkGroupUpdate(u: GroupUpdate): void {
+  if (typeof u !== "object" || u === null) throw invalid("group update missing");
+  if (typeof u.group !== "string" || !GROUP_ID.test(u.group))
+    throw invalid("group id must be 32 lowercase hex characters");
+  if (!Number.isInteger(u.version) || u.version < 1) throw invalid("group version must be a positive integer");
+  if (typeof u.state !== "string" || u.state.length === 0) throw invalid("group state missing");
+  if (!Array.isArray(u.members) || u.members.length > 1024) throw invalid("members must be an array of at most 1024");
+  if (new Set(u.members).size !== u.members.length) throw invalid("a member is listed twice");
+  for (const m of u.members) checkAccountId(m);
+  if (u.inviteHash !== null) checkBytes(u.inviteHash, "inviteHash", 32);
+  checkBytes(u.change, "change", undefined, 65_536);
 }

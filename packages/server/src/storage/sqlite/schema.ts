@@ -113,6 +113,29 @@ const MIGRATIONS: readonly string[] = [
     DELETE FROM payloads WHERE id = old.payload_id AND refs <= 0;
   END;
   `,
+  // 2: groups (docs/groups.md): the current state snapshot, member index for routing, signed log
+  `
+  CREATE TABLE groups (
+    id TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    invite_hash BLOB UNIQUE
+  );
+  -- No foreign key to accounts: membership follows the signed log, which a deleted account cannot edit.
+  CREATE TABLE group_members (
+    group_id TEXT NOT NULL REFERENCES groups (id) ON DELETE CASCADE,
+    account_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    PRIMARY KEY (group_id, account_id)
+  ) WITHOUT ROWID;
+  CREATE INDEX group_members_by_account ON group_members (account_id);
+  CREATE TABLE group_log (
+    group_id TEXT NOT NULL REFERENCES groups (id) ON DELETE CASCADE,
+    version INTEGER NOT NULL,
+    change BLOB NOT NULL,
+    PRIMARY KEY (group_id, version)
+  ) WITHOUT ROWID;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -14,6 +14,8 @@ import type {
   DeviceId,
   DeviceListBlob,
   EnqueueItem,
+  GroupId,
+  GroupUpdate,
   NewDevice,
   PreKeyBundle,
   PreKeyCounts,
@@ -23,6 +25,7 @@ import type {
   QueueRecipient,
   QueueSeq,
   ServerStorage,
+  StoredGroup,
   VerifyCodeResult,
 } from "../types.ts";
 import {
@@ -32,6 +35,7 @@ import {
   checkDeviceList,
   checkEnvelope,
   checkFetchLimit,
+  checkGroupUpdate,
   checkItems,
   checkNewDevice,
   checkNonNegativeInteger,
@@ -651,6 +655,93 @@ export class SqliteStorage implements ServerStorage {
         this.requireAccount(accountId);
         return (this.sql.listDevices.all(accountId) as DeviceRow[]).map((d) => this.takeBundle(d));
       });
+    });
+  }
+
+  // --------------------------------------------------------------------- groups
+
+  private groupSql?: ReturnType<SqliteStorage["prepareGroupStatements"]>;
+  private prepareGroupStatements() {
+    const p = (sql: string) => this.db.prepare(sql);
+    return {
+      version: p("SELECT version FROM groups WHERE id = ?"),
+      insert: p("INSERT INTO groups (id, version, state, invite_hash) VALUES (?, ?, ?, ?)"),
+      update: p("UPDATE groups SET version = ?, state = ?, invite_hash = ? WHERE id = ? AND version = ?"),
+      inviteOwner: p("SELECT id FROM groups WHERE invite_hash = ?"),
+      clearMembers: p("DELETE FROM group_members WHERE group_id = ?"),
+      addMember: p("INSERT INTO group_members (group_id, account_id, position) VALUES (?, ?, ?)"),
+      appendLog: p("INSERT INTO group_log (group_id, version, change) VALUES (?, ?, ?)"),
+      get: p("SELECT id, version, state FROM groups WHERE id = ?"),
+      members: p("SELECT account_id FROM group_members WHERE group_id = ? ORDER BY position"),
+      log: p("SELECT change FROM group_log WHERE group_id = ? AND version > ? ORDER BY version LIMIT ?"),
+      ofAccount: p(
+        "SELECT g.id AS id, g.version AS version FROM group_members m JOIN groups g ON g.id = m.group_id WHERE m.account_id = ? ORDER BY g.id",
+      ),
+    };
+  }
+  private get gsql() {
+    this.groupSql ??= this.prepareGroupStatements();
+    return this.groupSql;
+  }
+
+  applyGroupUpdate(update: GroupUpdate): Promise<void> {
+    return this.guard(() => {
+      checkGroupUpdate(update);
+      return this.write(() => {
+        const g = this.gsql;
+        const invite = update.inviteHash === null ? null : Buffer.from(update.inviteHash);
+        if (invite !== null) {
+          const owner = g.inviteOwner.get(invite) as { id: string } | undefined;
+          if (owner !== undefined && owner.id !== update.group)
+            throw new StorageError("CONFLICT", "another group has this invite link");
+        }
+        if (update.version === 1) {
+          if (g.version.get(update.group) !== undefined) throw new StorageError("CONFLICT", "the group exists");
+          g.insert.run(update.group, 1, update.state, invite);
+        } else if (g.update.run(update.version, update.state, invite, update.group, update.version - 1).changes === 0) {
+          throw new StorageError("CONFLICT", "the group changed meanwhile");
+        }
+        g.clearMembers.run(update.group);
+        update.members.forEach((m, i) => {
+          g.addMember.run(update.group, m, i);
+        });
+        g.appendLog.run(update.group, update.version, Buffer.from(update.change));
+      });
+    });
+  }
+
+  getGroup(group: GroupId): Promise<StoredGroup | null> {
+    return this.read(() => {
+      const row = this.gsql.get.get(group) as { id: string; version: number; state: string } | undefined;
+      if (row === undefined) return null;
+      const members = (this.gsql.members.all(group) as { account_id: string }[]).map((r) => r.account_id);
+      return { group: row.id, version: row.version, state: row.state, members };
+    });
+  }
+
+  getGroupLog(group: GroupId, afterVersion: number, limit: number): Promise<Uint8Array[]> {
+    return this.read(() => {
+      checkNonNegativeInteger(afterVersion, "afterVersion");
+      checkFetchLimit(limit);
+      return (this.gsql.log.all(group, afterVersion, limit) as { change: Buffer }[]).map((r) => bytes(r.change));
+    });
+  }
+
+  findGroupByInvite(inviteHash: Uint8Array): Promise<GroupId | null> {
+    return this.read(() => {
+      checkBytes(inviteHash, "inviteHash", 32, 32);
+      const row = this.gsql.inviteOwner.get(Buffer.from(inviteHash)) as { id: string } | undefined;
+      return row?.id ?? null;
+    });
+  }
+
+  listGroups(accountId: AccountId): Promise<{ group: GroupId; version: number }[]> {
+    return this.read(() => {
+      checkAccountId(accountId);
+      return (this.gsql.ofAccount.all(accountId) as { id: string; version: number }[]).map((r) => ({
+        group: r.id,
+        version: r.version,
+      }));
     });
   }
 
