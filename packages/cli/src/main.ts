@@ -20,8 +20,10 @@ import {
 import { CONFIG_HELP, ConfigError, loadConfig, startServer } from "@parley/server";
 import QRCode from "qrcode";
 import { runChat } from "./chat.ts";
+import { CliError, type Common, EXIT, out } from "./common.ts";
+import { GROUP_USAGE, runGroupCommand } from "./group.ts";
 
-export const EXIT = { OK: 0, FAILURE: 1, USAGE: 2, NOT_FOUND: 3, UNREACHABLE: 4, REFUSED: 5 } as const;
+export { EXIT };
 
 const DEFAULT_SERVER = "ws://127.0.0.1:7420/ws";
 const DEFAULT_PROFILE = "parley-profile";
@@ -47,30 +49,11 @@ device (options: --profile DIR, --server URL, --json):
   parley link --accept <code>              on your primary device: link the device showing <code>
   parley devices                           this account's devices (verified device list)
   parley unlink <device>                   on the primary: unlink a device (it gets nothing from now on)
-
+${GROUP_USAGE}
 environment: PARLEY_PROFILE, PARLEY_SERVER, PARLEY_PASSPHRASE (profile key from a passphrase)
 server settings (flag, environment, default):
 ${CONFIG_HELP}
 `;
-
-class CliError extends Error {
-  constructor(
-    readonly exitCode: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-interface Common {
-  profile: string;
-  server: string;
-  json: boolean;
-}
-
-function out(common: Common, human: string, json: unknown): void {
-  process.stdout.write(common.json ? `${JSON.stringify(json)}\n` : `${human}\n`);
-}
 
 const TICKS: Record<string, string> = {
   pending: "🕓",
@@ -416,6 +399,14 @@ export async function main(argv: string[]): Promise<number> {
         out(common, `unlinked device ${device}`, { unlinked: device });
         return EXIT.OK;
       }
+      case "group":
+        requireRegistered(client, common);
+        return await runGroupCommand(client, common, positionals, {
+          connect: () => connect(client),
+          drain: () => drain(client),
+          timeoutMs: number(values.timeout, "timeout", 30) * 1000,
+          limit: number(values.limit, "limit", 50) || 50,
+        });
       case "chat": {
         need(1, "chat <contact>");
         requireRegistered(client, common);
