@@ -167,16 +167,23 @@ async function main() {
 
     // ---------------------------------------------------------------- connect
     /** message id (hex) → devices that have it, and when the last one did */
-    const arrivals = new Map<string, { count: number; last: number }>();
+    const arrivals = new Map<string, { count: number; last: number; who: Set<LoadConnection> }>();
     const byConn = new Map<LoadConnection, Device>();
     let senderConn: LoadConnection | undefined;
     const acks = new Map<string, (at: number) => void>();
     let groupReady: (() => void) | undefined;
     let notified = 0;
+    let duplicates = 0;
     const onStanza = (conn: LoadConnection) => (s: Stanza) => {
       if (s.kind === "delivery") {
         const id = Buffer.from(s.id).toString("hex");
-        const a = arrivals.get(id) ?? { count: 0, last: 0 };
+        const a = arrivals.get(id) ?? { count: 0, last: 0, who: new Set<LoadConnection>() };
+        if (a.who.has(conn)) {
+          duplicates++;
+          conn.devack(s.seq);
+          return;
+        }
+        a.who.add(conn);
         a.count++;
         a.last = performance.now();
         arrivals.set(id, a);
@@ -261,8 +268,16 @@ async function main() {
       acks.delete(id);
       const deadline = Date.now() + 30_000;
       while ((arrivals.get(id)?.count ?? 0) < expected) {
-        if (Date.now() > deadline)
-          throw new Error(`message ${counter}: only ${arrivals.get(id)?.count ?? 0}/${expected} devices`);
+        if (Date.now() > deadline) {
+          const who = arrivals.get(id)?.who ?? new Set();
+          const missing = conns.filter((c) => c !== senderConn && !who.has(c));
+          const list = missing.map(
+            (c) => `${byConn.get(c)?.user}.${byConn.get(c)?.device} closed=${c.closed} ${c.closeReason}`,
+          );
+          throw new Error(
+            `message ${counter}: only ${who.size}/${expected} devices (${conns.length} connections); missing ${list.join(", ")}`,
+          );
+        }
         await new Promise((r) => setImmediate(r));
       }
       const a = arrivals.get(id)!;
@@ -353,6 +368,7 @@ async function main() {
         `${fmtInt(storedPerMessage)} B = ${fmtInt(payloadBytesPerMessage)} B payload once + ${fmtInt(entriesPerMessage)} entries × ${fmtInt(perDeviceBytes)} B`,
       ],
       ["group create (1 signed change) → all devices notified", `${fmtMs(createMs)} ms`],
+      ["duplicate deliveries seen", fmtInt(duplicates)],
       ["setup", `${fmtMs(setupMs)} ms: ${MEMBERS} registrations via the protocol; companions written to the db`],
     ];
     console.log(renderTable(["groups bench", "value"], rows));

@@ -17,10 +17,9 @@ import {
   sendHistory,
   terminalProgress,
 } from "@parley/client";
-import { CONFIG_HELP, ConfigError, loadConfig, startServer } from "@parley/server";
 import QRCode from "qrcode";
 import { runChat } from "./chat.ts";
-import { CliError, type Common, EXIT, out } from "./common.ts";
+import { CliError, type Common, EXIT, out, runReporting } from "./common.ts";
 import { GROUP_USAGE, runGroupCommand } from "./group.ts";
 
 export { EXIT };
@@ -52,7 +51,6 @@ device (options: --profile DIR, --server URL, --json):
 ${GROUP_USAGE}
 environment: PARLEY_PROFILE, PARLEY_SERVER, PARLEY_PASSPHRASE (profile key from a passphrase)
 server settings (flag, environment, default):
-${CONFIG_HELP}
 `;
 
 const TICKS: Record<string, string> = {
@@ -126,10 +124,11 @@ async function drain(client: ParleyClient, extraSeconds = 0): Promise<void> {
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === undefined || command === "help" || command === "--help" || command === "-h") {
-    process.stdout.write(USAGE);
+    const { CONFIG_HELP } = await import("@parley/server");
+    process.stdout.write(`${USAGE}${CONFIG_HELP}\n`);
     return command === undefined ? EXIT.USAGE : EXIT.OK;
   }
-  if (command === "serve") return serve(rest);
+  if (command === "serve") return (await import("./serve.ts")).serve(rest);
 
   const { values, positionals } = parseArgs({
     args: rest,
@@ -446,45 +445,6 @@ async function fetchAttachment(
   }
 }
 
-async function serve(argv: string[]): Promise<number> {
-  let config: ReturnType<typeof loadConfig>;
-  try {
-    config = loadConfig(argv);
-  } catch (err) {
-    if (err instanceof ConfigError) throw new CliError(EXIT.USAGE, `invalid configuration: ${err.message}`);
-    throw err;
-  }
-  const server = await startServer(config);
-  process.stderr.write(
-    `parley server: ws://${config.host}:${server.httpPort}/ws and tcp://${config.host}:${server.tcpPort}` +
-      ` (data in ${config.dataDir}${config.dev ? ", --dev: registration without codes" : ""}); Ctrl-C stops\n`,
-  );
-  await new Promise<void>((resolve) => {
-    const stop = () => resolve();
-    process.once("SIGINT", stop);
-    process.once("SIGTERM", stop);
-  });
-  await server.close();
-  return EXIT.OK;
-}
-
 export async function run(argv: string[]): Promise<void> {
-  try {
-    process.exitCode = await main(argv);
-  } catch (err) {
-    if (err instanceof CliError) {
-      process.stderr.write(`parley: ${err.message}\n`);
-      process.exitCode = err.exitCode;
-    } else if (
-      err instanceof Error &&
-      "code" in err &&
-      (err as { code: string }).code === "ERR_PARSE_ARGS_UNKNOWN_OPTION"
-    ) {
-      process.stderr.write(`parley: ${err.message}\n`);
-      process.exitCode = EXIT.USAGE;
-    } else {
-      process.stderr.write(`parley: ${err instanceof Error ? err.stack : String(err)}\n`);
-      process.exitCode = EXIT.FAILURE;
-    }
-  }
+  await runReporting(() => main(argv));
 }

@@ -355,6 +355,9 @@ export class ClientSession {
    */
   deliver(seq: number, stanza: Stanza, createdAt: number): void {
     if (this.closed || this.passive || this.account === undefined) return;
+    // A fetch already saw this entry (pushed it, or it is in flight, or it was pushed and acked):
+    // durable commits resolve after the WAL fsync, so a fetch can overtake this call.
+    if (seq <= this.fetchWatermark || this.inflight.has(seq)) return;
     const window = this.gateway.config.deliveryWindow;
     if (
       !this.backlogDone ||
@@ -442,7 +445,11 @@ export class ClientSession {
     else if (out.kind === "notification") out = { ...out, id: seq };
     this.inflight.set(seq, createdAt);
     this.gateway.metrics.envelopesPushed.inc();
-    this.send(out);
+    if (!this.send(out)) {
+      // Not sent (closing, or it did not fit): not in flight, so a later fetch pushes it again.
+      this.inflight.delete(seq);
+      this.needsFetch = true;
+    }
   }
 
   private async onDeviceAck(a: DeviceAckStanza): Promise<void> {
@@ -455,32 +462,29 @@ export class ClientSession {
     }
     for (const s of a.seqs) this.inflight.delete(s);
     this.gateway.metrics.envelopesAcked.inc(acked.length);
-    // Delivered receipts (second tick), batched per sender account.
-    const bySender = new Map<AccountId, Uint8Array[]>();
+    // Delivered receipts (second tick), batched per sender account. A group message's receipts go
+    // to the sending device only: a 1,024-member group makes 2,047 of them per message, and the
+    // sender's other devices would queue them ahead of their own messages.
+    const bySender = new Map<string, { account: AccountId; device: number | undefined; ids: Uint8Array[] }>();
     for (const e of acked) {
       if (e.senderAccountId === null || e.messageId === null) continue;
-      let ids = bySender.get(e.senderAccountId);
-      if (!ids) {
-        ids = [];
-        bySender.set(e.senderAccountId, ids);
+      const device = e.shared && e.senderDeviceId !== null ? e.senderDeviceId : undefined;
+      const key = `${e.senderAccountId}\u0000${device ?? ""}`;
+      let entry = bySender.get(key);
+      if (!entry) {
+        entry = { account: e.senderAccountId, device, ids: [] };
+        bySender.set(key, entry);
       }
-      ids.push(fromHex(e.messageId));
+      entry.ids.push(fromHex(e.messageId));
     }
     if (bySender.size > 0) {
-      const receipts: ReceiptStanza[] = [];
-      const targets: AccountId[] = [];
-      for (const [sender, ids] of bySender) {
-        targets.push(sender);
-        receipts.push({
-          kind: "receipt",
-          type: "delivered",
-          ids,
-          from: { user: this.user!, device: this.device! },
-          timestamp: seconds(this.gateway.clock.now()),
-        });
+      const now = seconds(this.gateway.clock.now());
+      const from = { user: this.user!, device: this.device! };
+      for (const { account, device, ids } of bySender.values()) {
+        const receipt: ReceiptStanza = { kind: "receipt", type: "delivered", ids, from, timestamp: now };
+        await this.routeToAccounts([account], [receipt], device === undefined ? undefined : (_a, d) => d === device);
       }
-      await this.routeToAccounts(targets, receipts);
-      this.gateway.metrics.receiptsRouted.inc(receipts.length);
+      this.gateway.metrics.receiptsRouted.inc(bySender.size);
     }
     this.pump();
   }

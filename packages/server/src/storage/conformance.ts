@@ -641,8 +641,8 @@ export function runStorageConformance(name: string, make: () => Promise<StorageH
         ]);
         const acked = await store.ack(id, 1, [seqs[0]!, seqs[2]!, 999_999_999]);
         assert.deepEqual(acked, [
-          { seq: seqs[0], senderAccountId: sender, senderDeviceId: null, messageId: "x1" },
-          { seq: seqs[2], senderAccountId: sender, senderDeviceId: 2, messageId: "x3" },
+          { seq: seqs[0], senderAccountId: sender, senderDeviceId: null, messageId: "x1", shared: false },
+          { seq: seqs[2], senderAccountId: sender, senderDeviceId: 2, messageId: "x3", shared: false },
         ]);
         assert.deepEqual(await store.ack(id, 1, [seqs[0]!]), [], "a second ack finds nothing");
         assert.deepEqual(await store.ack(id, 1, []), []);
@@ -740,7 +740,7 @@ export function runStorageConformance(name: string, make: () => Promise<StorageH
         assert.deepEqual((await store.fetch(bob, bobLaptop.deviceId, 0, 10))[0]?.envelope, payload);
 
         assert.deepEqual(await store.ack(alice, 1, [seqs[0]!]), [
-          { seq: seqs[0], senderAccountId: bob, senderDeviceId: 1, messageId: "g1" },
+          { seq: seqs[0], senderAccountId: bob, senderDeviceId: 1, messageId: "g1", shared: true },
         ]);
         // removing a device releases its reference too
         await store.removeDevice(bob, bobLaptop.deviceId);

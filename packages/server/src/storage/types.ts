@@ -152,6 +152,8 @@ export interface AckedEntry {
   senderAccountId: AccountId | null;
   senderDeviceId: DeviceId | null;
   messageId: string | null;
+  /** The entry referenced a shared payload (enqueueShared: a group message). */
+  shared: boolean;
 }
 
 /** A group id: 32 lowercase hex characters, chosen by its creator. */

@@ -118,6 +118,7 @@ interface AckRow {
   sender_account_id: string | null;
   sender_device_id: number | null;
   message_id: string | null;
+  shared: number;
 }
 
 /** Plain Uint8Array views (no copy), so callers see the same type from every implementation. */
@@ -176,6 +177,7 @@ function toAcked(row: AckRow): AckedEntry {
     senderAccountId: row.sender_account_id,
     senderDeviceId: row.sender_device_id,
     messageId: row.message_id,
+    shared: row.shared === 1,
   };
 }
 

@@ -110,7 +110,7 @@ const SQL = {
   ),
   ackEntry: s(
     `DELETE FROM queue WHERE account_id = ? AND device_id = ? AND seq = ?
-       RETURNING seq, sender_account_id, sender_device_id, message_id`,
+       RETURNING seq, sender_account_id, sender_device_id, message_id, payload_id IS NOT NULL AS shared`,
   ),
   queueDepth: s("SELECT COUNT(*) AS n FROM queue WHERE account_id = ? AND device_id = ?"),
   queueTotal: s("SELECT COUNT(*) AS n FROM queue"),
