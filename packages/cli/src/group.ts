@@ -3,10 +3,10 @@
 import { ClientError, GroupClientError, type GroupView, groupChatId, type ParleyClient } from "@parley/client";
 import { CliError, type Common, EXIT, out } from "./common.ts";
 
-export const GROUP_USAGE = `  parley group create <subject> <member>...   create a group (you are its admin); prints its id
+export const GROUP_USAGE = `  parley group create <subject> <member>... [--description TEXT]   create a group (you are its admin)
   parley group list | info <group>            your groups | members, admins, version
   parley group add|remove|promote|demote <group> <user>...   admins only
-  parley group subject <group> <text>         rename (admins)
+  parley group subject <group> <text>         rename (admins); describe <group> <text>: the description
   parley group leave <group>
   parley group invite <group> | revoke <group>   make / revoke an invite code (admins)
   parley group join <code>                    join with an invite code
@@ -19,11 +19,13 @@ interface GroupCommandIo {
   drain(): Promise<void>;
   timeoutMs: number;
   limit: number;
+  description?: string;
 }
 
 function describe(g: GroupView): string {
   const members = g.members.map((m) => (m.role === "member" ? m.user : `${m.user} (${m.role})`)).join(", ");
-  return `${g.id}  "${g.subject}"  v${g.version}${g.active ? "" : "  (you are not a member)"}\n  ${members}`;
+  const about = g.description ? `\n  ${g.description}` : "";
+  return `${g.id}  "${g.subject}"  v${g.version}${g.active ? "" : "  (you are not a member)"}${about}\n  ${members}`;
 }
 
 /** A group id, or the subject of exactly one of our groups. */
@@ -66,7 +68,11 @@ export async function runGroupCommand(
       case "create": {
         need(2, "create <subject> <member>...", 1024);
         await io.connect();
-        const g = await client.createGroup(args[0]!, args.slice(1));
+        const g = await client.createGroup(
+          args[0]!,
+          args.slice(1),
+          io.description !== undefined ? { description: io.description } : {},
+        );
         out(common, describe(g), g);
         return EXIT.OK;
       }
@@ -105,6 +111,13 @@ export async function runGroupCommand(
         need(2, "subject <group> <text>");
         await io.drain();
         const changed = await client.setGroupSubject(resolve(client, args[0]!).id, args[1]!);
+        out(common, describe(changed), changed);
+        return EXIT.OK;
+      }
+      case "describe": {
+        need(2, "describe <group> <text>");
+        await io.drain();
+        const changed = await client.setGroupDescription(resolve(client, args[0]!).id, args[1]!);
         out(common, describe(changed), changed);
         return EXIT.OK;
       }

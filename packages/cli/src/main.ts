@@ -142,6 +142,7 @@ export async function main(argv: string[]): Promise<number> {
       limit: { type: "string" },
       timeout: { type: "string" },
       caption: { type: "string" },
+      description: { type: "string" },
       accept: { type: "string" },
       "history-messages": { type: "string" },
       "no-download": { type: "boolean", default: false },
@@ -281,6 +282,7 @@ export async function main(argv: string[]): Promise<number> {
         requireRegistered(client, common);
         const page = client.store.history(directChatId(positionals[0]!), {
           limit: number(values.limit, "limit", 50) || 50,
+          ...(values.description !== undefined ? { description: values.description } : {}),
         });
         const msgs = [...page.messages].reverse();
         if (common.json) out(common, "", msgs.map(messageJson));
@@ -405,6 +407,7 @@ export async function main(argv: string[]): Promise<number> {
           drain: () => drain(client),
           timeoutMs: number(values.timeout, "timeout", 30) * 1000,
           limit: number(values.limit, "limit", 50) || 50,
+          ...(values.description !== undefined ? { description: values.description } : {}),
         });
       case "chat": {
         need(1, "chat <contact>");

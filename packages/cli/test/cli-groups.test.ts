@@ -37,7 +37,17 @@ describe("parley group", () => {
       for (const who of Object.keys(profiles) as (keyof typeof profiles)[]) {
         assert.equal((await parley(who, "register", who)).code, 0);
       }
-      const g = await json("alice", "group", "create", "Book club", "bob", "carol");
+      const g = await json(
+        "alice",
+        "group",
+        "create",
+        "Book club",
+        "bob",
+        "carol",
+        "--description",
+        "one book a month",
+      );
+      assert.equal(g.description, "one book a month");
       assert.match(g.id, /^[0-9a-f]{32}$/);
       assert.deepEqual(
         g.members.map((m: { user: string; role: string }) => `${m.user}:${m.role}`),
@@ -51,6 +61,7 @@ describe("parley group", () => {
       assert.match(received.stdout, /chapter 3 tonight/);
       const info = await json("bob", "group", "info", "Book club");
       assert.equal(info.id, g.id);
+      assert.equal(info.description, "one book a month", "verified from alice's signed create");
       assert.equal((await parley("bob", "group", "read", g.id)).code, 0);
 
       // Bob is no admin: refused with exit code 5 and a clear reason.

@@ -322,6 +322,15 @@ describe("groups: late members and devices", () => {
       await ann.sendGroupText(g.id, "after the tablet");
       await waitFor(() => bodies(tablet!, g.id).includes("after the tablet"), 20_000, "tablet reads new messages");
       assert.ok(!bodies(tablet, g.id).includes("after cat joined"), "nothing from before the device existed");
+
+      // Ben unlinks the tablet: ann's next message uses a new sender key the tablet never gets.
+      const keyBefore = aliceDistribution(ann, g.id);
+      await ben.unlinkDevice(tablet.deviceId!);
+      await new Promise((r) => setTimeout(r, 300)); // ann hears that ben's devices changed
+      await ann.sendGroupText(g.id, "after the unlink");
+      await waitFor(() => bodies(ben, g.id).includes("after the unlink"), 20_000, "ben reads it");
+      assert.notEqual(aliceDistribution(ann, g.id), keyBefore, "ann rotated her sender key");
+      assert.ok(!bodies(tablet, g.id).includes("after the unlink"));
     } finally {
       for (const c of [ann, ben, cat, tablet]) await c?.stop();
       await env.stop();

@@ -1303,8 +1303,8 @@ export class ParleyClient extends Emitter<ClientEvents> {
   // ----------------------------------------------------------------- groups
 
   /** Creates a group with us as creator (admin); the members are told at once. */
-  createGroup(subject: string, members: string[]): Promise<GroupView> {
-    return this.groupEngine.create(subject, members);
+  createGroup(subject: string, members: string[], options: { description?: string } = {}): Promise<GroupView> {
+    return this.groupEngine.create(subject, members, options.description);
   }
   addGroupMembers(group: string, users: string[]): Promise<GroupView> {
     return this.groupEngine.add(group, users);
@@ -1324,6 +1324,10 @@ export class ParleyClient extends Emitter<ClientEvents> {
   }
   setGroupSubject(group: string, subject: string): Promise<GroupView> {
     return this.groupEngine.setSubject(group, subject);
+  }
+  /** Sets the group's description ("" clears it); admins only. */
+  setGroupDescription(group: string, description: string): Promise<GroupView> {
+    return this.groupEngine.setDescription(group, description);
   }
   /** A new invite code (replaces the previous one). Anyone holding it can join until it is revoked. */
   createGroupInvite(group: string): Promise<string> {

@@ -99,6 +99,7 @@ export interface GroupEvent {
 export interface GroupView {
   id: string;
   subject: string;
+  description?: string;
   version: number;
   creator: string;
   members: { user: string; role: "member" | "admin" | "creator" }[];
@@ -170,6 +171,7 @@ export class GroupEngine {
     return {
       id: s.group,
       subject: s.subject,
+      ...(s.description !== undefined ? { description: s.description } : {}),
       version: s.version,
       creator: s.creator,
       members: [...s.members].map(([user, role]) => ({ user, role })),
@@ -257,12 +259,17 @@ export class GroupEngine {
     });
   }
 
-  async create(subject: string, members: string[]): Promise<GroupView> {
+  async create(subject: string, members: string[], description?: string): Promise<GroupView> {
     const me = this.host.me().user;
     const users = [...new Set(members.filter((m) => m !== me))];
     const group = toHex(getCrypto().randomBytes(16));
     return this.serialize(async () => {
-      const signed = this.sign(undefined, group, { action: "create", users, subject });
+      const signed = this.sign(undefined, group, {
+        action: "create",
+        users,
+        subject,
+        ...(description ? { description } : {}),
+      });
       const next = applyGroupChange(undefined, signed).state;
       await this.host.iq({ op: "group-change", change: signed });
       this.save(next);
@@ -289,6 +296,10 @@ export class GroupEngine {
   }
   setSubject(group: string, subject: string) {
     return this.change(group, () => ({ action: "subject", users: [], subject }));
+  }
+  /** "" clears it. */
+  setDescription(group: string, description: string) {
+    return this.change(group, () => ({ action: "subject", users: [], description }));
   }
   /** A new invite link (replacing any previous one). Share the returned code; members never see it. */
   async createInvite(group: string): Promise<string> {

@@ -16,6 +16,7 @@ export const GROUP_ID_BYTES = 16;
 /** Members including the creator (WhatsApp's limit). */
 export const MAX_GROUP_MEMBERS = 1024;
 export const MAX_GROUP_SUBJECT_BYTES = 400;
+export const MAX_GROUP_DESCRIPTION_BYTES = 2048;
 const MAX_USER_BYTES = 128;
 const HASH_BYTES = 32;
 const SIGNATURE_BYTES = 64;
@@ -53,6 +54,8 @@ export interface GroupChange {
   users: string[];
   /** create, subject */
   subject?: string;
+  /** create, subject: the group's description ("" clears it) */
+  description?: string;
   /** invite-set: SHA-256 of the invite code (the code itself travels only to people invited). */
   inviteHash?: Uint8Array;
   /** join: the invite code that proves the author was invited. */
@@ -66,6 +69,7 @@ export interface GroupState {
   /** SHA-256 of the last signed change: what the next change must name as `prev`. */
   head: Uint8Array;
   subject: string;
+  description?: string;
   creator: string;
   created: number;
   members: Map<string, GroupRole>;
@@ -168,12 +172,13 @@ const bytesToHex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padSta
 const FLAG_SUBJECT = 1;
 const FLAG_INVITE_HASH = 2;
 const FLAG_INVITE_CODE = 4;
+const FLAG_DESCRIPTION = 8;
 
 /**
  * Layout (all integers big-endian):
  * u8 format=1 ‖ group 16 ‖ u32 version ‖ prev 32 ‖ u8 len ‖ author user ‖ u32 author device ‖
  * u32 time-high ‖ u32 time-low ‖ u8 action ‖ u16 n ‖ n × (u8 len ‖ user) ‖ u8 flags ‖
- * [subject: u16 len ‖ utf8] ‖ [inviteHash 32] ‖ [inviteCode: u8 len ‖ ascii]
+ * [subject: u16 len ‖ utf8] ‖ [inviteHash 32] ‖ [inviteCode: u8 len ‖ ascii] ‖ [description: u16 len ‖ utf8]
  */
 export function encodeGroupChange(c: GroupChange): Uint8Array {
   if (!isGroupId(c.group)) throw new WireError("INVALID_STANZA", "group id must be 32 lowercase hex characters");
@@ -201,6 +206,7 @@ export function encodeGroupChange(c: GroupChange): Uint8Array {
   if (c.subject !== undefined) flags |= FLAG_SUBJECT;
   if (c.inviteHash !== undefined) flags |= FLAG_INVITE_HASH;
   if (c.inviteCode !== undefined) flags |= FLAG_INVITE_CODE;
+  if (c.description !== undefined) flags |= FLAG_DESCRIPTION;
   o.u8(flags);
   if (c.subject !== undefined) {
     const b = utf8.encode(c.subject);
@@ -214,6 +220,13 @@ export function encodeGroupChange(c: GroupChange): Uint8Array {
     o.raw(c.inviteHash);
   }
   if (c.inviteCode !== undefined) o.shortStr(c.inviteCode, MAX_INVITE_CODE_BYTES, "invite code");
+  if (c.description !== undefined) {
+    const b = utf8.encode(c.description);
+    if (b.length > MAX_GROUP_DESCRIPTION_BYTES)
+      throw new WireError("INVALID_STANZA", `description must be at most ${MAX_GROUP_DESCRIPTION_BYTES} bytes`);
+    o.u16(b.length);
+    o.raw(b);
+  }
   return concat(o.parts);
 }
 
@@ -237,7 +250,7 @@ export function decodeGroupChange(bytes: Uint8Array): GroupChange {
   const users: string[] = [];
   for (let k = 0; k < n; k++) users.push(i.str(i.u8(), "user"));
   const flags = i.u8();
-  if (flags & ~(FLAG_SUBJECT | FLAG_INVITE_HASH | FLAG_INVITE_CODE))
+  if (flags & ~(FLAG_SUBJECT | FLAG_INVITE_HASH | FLAG_INVITE_CODE | FLAG_DESCRIPTION))
     throw new WireError("INVALID_STANZA", "unknown group change flags");
   const change: GroupChange = { group, version, prev, author: { user, device }, time, action, users };
   if (flags & FLAG_SUBJECT) {
@@ -247,6 +260,11 @@ export function decodeGroupChange(bytes: Uint8Array): GroupChange {
   }
   if (flags & FLAG_INVITE_HASH) change.inviteHash = i.raw(HASH_BYTES);
   if (flags & FLAG_INVITE_CODE) change.inviteCode = i.str(i.u8(), "invite code");
+  if (flags & FLAG_DESCRIPTION) {
+    const len = i.u16();
+    if (len > MAX_GROUP_DESCRIPTION_BYTES) throw new WireError("LIMIT_EXCEEDED", "description too long");
+    change.description = len === 0 ? "" : i.str(len, "description");
+  }
   i.end();
   return change;
 }
@@ -342,6 +360,7 @@ export function applyGroupChange(
         version: 1,
         head,
         subject: change.subject!,
+        ...(change.description ? { description: change.description } : {}),
         creator: a,
         created: change.time,
         members,
@@ -414,9 +433,15 @@ export function applyGroupChange(
     }
     case "subject":
       adminOnly();
-      rule(change.subject !== undefined, "INVALID", "subject change without a subject");
+      rule(
+        change.subject !== undefined || change.description !== undefined,
+        "INVALID",
+        "a subject change sets the subject, the description or both",
+      );
       rule(users.length === 0, "INVALID", "subject names no users");
-      next.subject = change.subject!;
+      if (change.subject !== undefined) next.subject = change.subject;
+      if (change.description === "") delete next.description;
+      else if (change.description !== undefined) next.description = change.description;
       break;
     case "invite-set":
       adminOnly();
@@ -460,6 +485,7 @@ export function encodeGroupState(s: GroupState): string {
     version: s.version,
     head: bytesToHex(s.head),
     subject: s.subject,
+    ...(s.description !== undefined ? { description: s.description } : {}),
     creator: s.creator,
     created: s.created,
     members: [...s.members],
@@ -474,6 +500,7 @@ export function decodeGroupState(json: string): GroupState {
     version: number;
     head: string;
     subject: string;
+    description?: string;
     creator: string;
     created: number;
     members: [string, GroupRole][];
@@ -491,6 +518,7 @@ export function decodeGroupState(json: string): GroupState {
     version: o.version,
     head: hexToBytes(o.head),
     subject: o.subject,
+    ...(o.description !== undefined ? { description: o.description } : {}),
     creator: o.creator,
     created: o.created,
     members: new Map(o.members),

@@ -56,6 +56,7 @@ describe("group change layout", () => {
       subject: "Ünïcode subject",
       inviteHash: new Uint8Array(32).fill(9),
       inviteCode: "abc_DEF-123",
+      description: "what we talk about",
     };
     assert.deepEqual(decodeGroupChange(encodeGroupChange(change)), change);
     const signed = encodeSignedGroupChange(encodeGroupChange(change), SIG);
@@ -137,6 +138,20 @@ describe("group rules", () => {
     );
     assert.equal(created.subject, "Team");
     assert.deepEqual(decodeGroupState(encodeGroupState(created)), created);
+  });
+
+  test("description: set at create, changed or cleared by a subject change", () => {
+    const g = apply(
+      undefined,
+      next(undefined, "alice", { action: "create", users: [], subject: "S", description: "about" }),
+    );
+    assert.equal(g.description, "about");
+    const changed = apply(g, next(g, "alice", { action: "subject", description: "new" }));
+    assert.equal(changed.subject, "S");
+    assert.equal(changed.description, "new");
+    const cleared = apply(changed, next(changed, "alice", { action: "subject", description: "" }));
+    assert.equal(cleared.description, undefined);
+    assert.deepEqual(decodeGroupState(encodeGroupState(changed)), changed);
   });
 
   test("only admins change membership; promoted members can", () => {

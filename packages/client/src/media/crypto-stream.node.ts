@@ -8,6 +8,7 @@ import { CRYPTO_SLICE_BYTES, FILE_READ_BYTES } from "./encrypt-file.node.ts";
 import { MediaError } from "./errors.ts";
 import { deriveMediaKeys, encryptedSize, MEDIA_MAC_LENGTH, type MediaType } from "./keys.ts";
 import { constantTimeEqual } from "./memory.ts";
+import { GarbageBudget } from "./young-gc.node.ts";
 
 export interface EncryptResult {
   /** Plaintext bytes that went in. */
@@ -125,6 +126,9 @@ export class BlobVerifier {
   }
 }
 
+/** Plaintext writes of decryptBlobFile that may run at once (the decrypted megabytes they hold are garbage after). */
+const WRITES_IN_FLIGHT = 3;
+
 /** Reads up to `length` bytes at `position`; 0 only at the end of the file. */
 function readAt(fh: FileHandle, into: Buffer, position: number, length: number): Promise<number> {
   if (length <= 0) return Promise.resolve(0);
@@ -139,8 +143,11 @@ function handled<T>(p: Promise<T>): Promise<T> {
 
 /**
  * Decrypts a verified blob file into `plainPath` and checks the plaintext's size and SHA-256.
+ * `plainPath` may be `blobPath` itself: the plaintext then overwrites the ciphertext it came from
+ * (each megabyte is written back only after it was read) and the file is cut to the plaintext's
+ * size, which saves the page cache (and the disk) a second copy of the file.
  * Two reused read buffers: the next read runs while this one is decrypted (64 KiB slices, which
- * stay in the CPU cache) and the previous one is written out with a single writev.
+ * stay in the CPU cache); each decrypted megabyte goes out with one writev, up to three at once.
  */
 export async function decryptBlobFile(
   blobPath: string,
@@ -151,29 +158,43 @@ export async function decryptBlobFile(
   const { iv, cipherKey } = deriveMediaKeys(expected.mediaKey, expected.type);
   const decipher = createDecipheriv("aes-256-cbc", cipherKey, iv);
   const hash = createHash("sha256");
+  const garbage = new GarbageBudget();
   const ctLength = encryptedSize(expected.size) - MEDIA_MAC_LENGTH;
+  const inPlace = plainPath === blobPath;
   let input: FileHandle | undefined;
   let output: FileHandle | undefined;
   let written = 0;
   try {
-    input = await open(blobPath, "r");
-    output = await open(plainPath, "wx", 0o600);
+    input = await open(blobPath, inPlace ? "r+" : "r");
+    output = inPlace ? input : await open(plainPath, "wx", 0o600);
     const out = output;
     const buffers = [Buffer.allocUnsafeSlow(FILE_READ_BYTES), Buffer.allocUnsafeSlow(FILE_READ_BYTES)] as const;
     let which = 0;
     let position = 0;
     let reading = readAt(input, buffers[0], 0, Math.min(FILE_READ_BYTES, ctLength));
-    let writing: Promise<unknown> = Promise.resolve();
+    // Up to WRITES_IN_FLIGHT writes run at once (each on its own thread-pool thread, at its own
+    // offset): a write into the page cache can take longer than decrypting the next megabyte.
+    const writing: Promise<unknown>[] = [];
     const write = async (parts: Buffer[]) => {
       let total = 0;
       for (const part of parts) {
         hash.update(part);
         total += part.length;
       }
-      await writing;
+      if (writing.length >= WRITES_IN_FLIGHT) await writing.shift();
       if (total === 0) return;
-      writing = handled(out.writev(parts, written));
+      // In place, plaintext byte i lands on ciphertext byte i, which was read before.
+      const at = written;
+      writing.push(
+        handled(
+          out.writev(parts, at).then(({ bytesWritten }) => {
+            // A regular file takes a write whole unless the disk is full.
+            if (bytesWritten !== total) throw new Error(`short write at ${at}: ${bytesWritten} of ${total} bytes`);
+          }),
+        ),
+      );
       written += total;
+      garbage.add(total);
       onBytes?.(total);
     };
     for (;;) {
@@ -195,7 +216,8 @@ export async function decryptBlobFile(
       await write(parts);
     }
     await write([decipher.final()]);
-    await writing;
+    await Promise.all(writing);
+    if (inPlace) await out.truncate(written);
   } catch (err) {
     if (err instanceof Error && /bad decrypt|wrong final block length/i.test(err.message)) {
       throw new MediaError("DECRYPT_FAILED", "bad padding after a valid MAC", { cause: err });
@@ -203,7 +225,7 @@ export async function decryptBlobFile(
     throw new MediaError("IO", `decrypting into ${plainPath} failed`, { cause: err });
   } finally {
     await input?.close().catch(() => undefined);
-    await output?.close().catch(() => undefined);
+    if (!inPlace) await output?.close().catch(() => undefined);
   }
   if (written !== expected.size || !constantTimeEqual(new Uint8Array(hash.digest()), expected.fileSha256)) {
     throw new MediaError("DECRYPT_FAILED", "the plaintext's size or SHA-256 differs from the descriptor's");

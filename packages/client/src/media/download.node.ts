@@ -1,16 +1,16 @@
-// Recipient side: fetch a blob (resuming a broken download with a Range request), prove it is
-// the described one (blob SHA-256 and MAC) BEFORE any plaintext exists, then decrypt into a
-// temporary file, check the plaintext's SHA-256 and only then give it its name in the media
-// folder. Any failure removes every temporary file: no partial plaintext is ever left behind.
+// Recipient side, two passes over one temporary file: (1) fetch the blob into it (resuming a
+// broken download with a Range request) while hashing and MACing every chunk as it arrives, and
+// prove it is the described blob (SHA-256 and MAC) BEFORE any plaintext exists; (2) decrypt it in
+// place, check the plaintext's SHA-256, and only then give it its name in the media folder. Any
+// failure removes the temporary file: no partial plaintext is ever left behind.
 import { randomBytes } from "node:crypto";
 import { type FileHandle, link, mkdir, open, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { Writable } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import { BlobVerifier, decryptBlobFile } from "./crypto-stream.node.ts";
 import { blobUrl, type MediaDescriptor, validateMediaDescriptor } from "./descriptor.ts";
 import { MediaError } from "./errors.ts";
-import { answerError, httpGet, networkError, RetryableError } from "./http.node.ts";
+import { answerError } from "./http.node.ts";
+import { type GetHead, type GetReceiver, type GetResult, StreamingGet } from "./http-get.node.ts";
 import { type MediaProgressCallback, ProgressMeter } from "./progress.ts";
 import { withRetries } from "./upload.node.ts";
 
@@ -82,32 +82,116 @@ async function claimName(from: string, dir: string, name: string): Promise<strin
   throw new MediaError("IO", `no free file name for ${name} in ${dir}`);
 }
 
-/** Writes chunks at explicit positions, feeding the verifier only with bytes that reached the file. */
-class VerifiedFileSink extends Writable {
+/** Bytes per write of the downloaded blob, and how many such buffers one download reuses. */
+const WRITE_SLOT_BYTES = 1024 * 1024;
+const WRITE_SLOTS = 4;
+
+/**
+ * The first pass of a download: each chunk is hashed and MACed the moment it arrives (while it is
+ * in the CPU cache), then copied into one of a few reused 1 MiB buffers; a full buffer is written
+ * at its offset while the socket goes on filling the next one, and the socket pauses only when
+ * the next buffer is still being written. Nothing is allocated per chunk.
+ */
+class BlobFileReceiver implements GetReceiver {
+  private readonly slots = Array.from({ length: WRITE_SLOTS }, () => Buffer.allocUnsafeSlow(WRITE_SLOT_BYTES));
+  private readonly busy: boolean[] = new Array<boolean>(WRITE_SLOTS).fill(false);
+  private current = 0;
+  private fill = 0;
+  /** File offset of the current slot's first byte: everything before it is written or being written. */
+  private position = 0;
+  private writes = 0;
+  private idle: (() => void) | undefined;
+  private failure: MediaError | undefined;
+  private get: StreamingGet | undefined;
+  private paused = false;
+  private expect: { status: number; from: number } = { status: 200, from: 0 };
+
   constructor(
     private readonly fh: FileHandle,
     private readonly verifier: BlobVerifier,
     private readonly meter: ProgressMeter,
-  ) {
-    super({ highWaterMark: 1024 * 1024 });
+  ) {}
+
+  /** One request, resuming at `from` (what the file already holds). */
+  attach(get: StreamingGet, from: number): void {
+    this.get = get;
+    this.paused = false;
+    this.expect = { status: from > 0 ? 206 : 200, from };
   }
-  override _writev(chunks: { chunk: Buffer }[], done: (err?: Error | null) => void): void {
-    const buffers = chunks.map((c) => c.chunk);
-    const total = buffers.reduce((n, b) => n + b.length, 0);
-    if (this.verifier.length + total > this.verifier.expectedLength) {
-      done(
-        new MediaError("SIZE_MISMATCH", `the blob is longer than the ${this.verifier.expectedLength} bytes expected`),
-      );
-      return;
+
+  onHead(head: GetHead): void {
+    if (head.status !== this.expect.status) {
+      throw new MediaError("NETWORK", `downloading: HTTP ${head.status} where ${this.expect.status} was expected`);
     }
-    this.fh.writev(buffers, this.verifier.length).then(
-      () => {
-        for (const b of buffers) this.verifier.update(b);
-        this.meter.add(total);
-        done();
+    const announced = Number(head.headers["content-length"] ?? Number.NaN);
+    if (this.expect.from + announced > this.verifier.expectedLength) {
+      throw new MediaError(
+        "SIZE_MISMATCH",
+        `the blob is longer than the ${this.verifier.expectedLength} bytes expected`,
+      );
+    }
+  }
+
+  onBody(chunk: Buffer): boolean {
+    if (this.failure) throw this.failure;
+    this.verifier.update(chunk); // throws SIZE_MISMATCH past the expected length
+    this.meter.add(chunk.length);
+    // A socket read is at most a quarter of a slot and the next slot is free whenever reading
+    // runs (see below), so a chunk never reaches a slot that is still being written.
+    let at = 0;
+    while (at < chunk.length) {
+      const n = Math.min(chunk.length - at, WRITE_SLOT_BYTES - this.fill);
+      chunk.copy(this.slots[this.current]!, this.fill, at, at + n);
+      this.fill += n;
+      at += n;
+      if (this.fill === WRITE_SLOT_BYTES) this.submit();
+    }
+    this.paused = this.busy[(this.current + 1) % WRITE_SLOTS]!;
+    return !this.paused;
+  }
+
+  private submit(): void {
+    const slot = this.current;
+    const length = this.fill;
+    const position = this.position;
+    this.busy[slot] = true;
+    this.writes++;
+    this.position += length;
+    this.current = (slot + 1) % WRITE_SLOTS;
+    this.fill = 0;
+    this.fh.write(this.slots[slot]!, 0, length, position).then(
+      ({ bytesWritten }) => {
+        // A regular file takes a write whole unless the disk is full.
+        if (bytesWritten !== length) {
+          this.failure ??= new MediaError("IO", `writing the download failed: ${bytesWritten} of ${length} bytes`);
+          this.get?.destroy(this.failure);
+        }
+        this.written(slot);
       },
-      (err) => done(new MediaError("IO", "writing the download failed", { cause: err })),
+      (err: unknown) => {
+        this.failure ??= new MediaError("IO", "writing the download failed", { cause: err });
+        this.get?.destroy(this.failure);
+        this.written(slot);
+      },
     );
+  }
+
+  private written(slot: number): void {
+    this.busy[slot] = false;
+    this.writes--;
+    if (this.writes === 0) this.idle?.();
+    if (this.paused && !this.busy[(this.current + 1) % WRITE_SLOTS]) {
+      this.paused = false;
+      this.get?.resume();
+    }
+  }
+
+  /** Writes what is buffered and waits for every write: afterwards the file holds exactly the verified bytes. */
+  async flush(): Promise<void> {
+    if (this.fill > 0) this.submit();
+    while (this.writes > 0) await new Promise<void>((resolve) => (this.idle = resolve));
+    this.idle = undefined;
+    if (this.failure) throw this.failure;
   }
 }
 
@@ -125,49 +209,34 @@ export async function downloadMedia(
     throw new MediaError("IO", `cannot create ${dir}`, { cause: err });
   }
   const tag = randomBytes(9).toString("base64url");
-  const encPath = join(dir, `.parley-${tag}.enc`);
-  const plainPath = join(dir, `.parley-${tag}.part`);
+  // One temporary file: the blob, verified, then decrypted in place; it gets its name only at the end.
+  const tempPath = join(dir, `.parley-${tag}.part`);
   const verifier = new BlobVerifier(d.size, d.mediaKey, d.type);
   const url = blobUrl(d.pointer);
   let fh: FileHandle | undefined;
   try {
-    fh = await open(encPath, "wx", 0o600);
-    const file = fh;
+    fh = await open(tempPath, "wx", 0o600);
     const meter = new ProgressMeter("download", verifier.expectedLength, options.onProgress, now);
+    const receiver = new BlobFileReceiver(fh, verifier, meter);
     await withRetries(options.maxAttempts ?? 5, signal, async () => {
       const have = verifier.length;
       if (have === verifier.expectedLength) return;
-      const res = await httpGet(
+      const get = new StreamingGet(
         url,
         have > 0 ? { range: `bytes=${have}-`, "if-range": `"${d.pointer.blobId}"` } : {},
+        receiver,
         signal,
       );
-      if (res.statusCode !== (have > 0 ? 206 : 200)) {
-        const text = await new Promise<string>((r) => {
-          let t = "";
-          res.setEncoding("utf8");
-          res.on("data", (c: string) => {
-            if (t.length < 4096) t += c;
-          });
-          res.on("end", () => r(t));
-          res.on("error", () => r(t));
-        });
-        if (res.statusCode === 416) throw new MediaError("SIZE_MISMATCH", "the blob is shorter than expected");
-        throw answerError(res.statusCode ?? 0, text, "downloading");
-      }
-      const announced = Number(res.headers["content-length"] ?? Number.NaN);
-      if (have + announced > verifier.expectedLength) {
-        res.destroy();
-        throw new MediaError("SIZE_MISMATCH", `the blob is longer than the ${verifier.expectedLength} bytes expected`);
-      }
+      receiver.attach(get, have);
+      let answer: GetResult;
       try {
-        await pipeline(res, new VerifiedFileSink(file, verifier, meter));
-      } catch (err) {
-        throw networkError(err, signal);
+        answer = await get.done;
+      } finally {
+        // Also after a broken connection: the file must end exactly where the verifier is.
+        await receiver.flush();
       }
-      if (verifier.length < verifier.expectedLength && verifier.length < have + announced) {
-        throw new RetryableError("NETWORK", "the download broke off");
-      }
+      if (answer.status === 416) throw new MediaError("SIZE_MISMATCH", "the blob is shorter than expected");
+      if (answer.status < 200 || answer.status >= 300) throw answerError(answer.status, answer.text, "downloading");
     });
     await fh.close();
     fh = undefined;
@@ -175,8 +244,8 @@ export async function downloadMedia(
     meter.done();
 
     const decryptMeter = new ProgressMeter("decrypt", d.size, options.onProgress, now);
-    await decryptBlobFile(encPath, plainPath, d, (n) => decryptMeter.add(n));
-    const finalPath = await claimName(plainPath, dir, safeFileName({ ...d, fileName: options.fileName ?? d.fileName }));
+    await decryptBlobFile(tempPath, tempPath, d, (n) => decryptMeter.add(n));
+    const finalPath = await claimName(tempPath, dir, safeFileName({ ...d, fileName: options.fileName ?? d.fileName }));
     decryptMeter.done();
     return { path: finalPath, size: d.size };
   } catch (err) {
@@ -184,7 +253,6 @@ export async function downloadMedia(
     throw new MediaError("IO", `download of ${url} failed`, { cause: err });
   } finally {
     await fh?.close().catch(() => undefined);
-    await rm(encPath, { force: true });
-    await rm(plainPath, { force: true });
+    await rm(tempPath, { force: true });
   }
 }

@@ -7,6 +7,7 @@ import { type FileHandle, open } from "node:fs/promises";
 import { Readable } from "node:stream";
 import type { EncryptResult } from "./crypto-stream.node.ts";
 import { deriveMediaKeys, MEDIA_MAC_LENGTH, type MediaType } from "./keys.ts";
+import { GarbageBudget } from "./young-gc.node.ts";
 
 /** Bytes per file read: few thread-pool round trips. */
 export const FILE_READ_BYTES = 1024 * 1024;
@@ -25,6 +26,7 @@ export class EncryptedFileStream extends Readable {
   private readonly hmac: Hmac;
   private readonly plainHash: Hash = createHash("sha256");
   private readonly blobHash: Hash = createHash("sha256");
+  private readonly garbage = new GarbageBudget();
   private position = 0;
   private pushed = 0;
   private skip: number;
@@ -78,6 +80,8 @@ export class EncryptedFileStream extends Readable {
 
   private emitCiphertext(ct: Buffer): void {
     if (ct.length === 0) return;
+    // Each ciphertext buffer is garbage once the socket took it.
+    this.garbage.add(ct.length);
     this.hmac.update(ct);
     this.blobHash.update(ct);
     this.pushUnsent(ct);
