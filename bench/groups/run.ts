@@ -15,6 +15,7 @@
 // the 1,024 primaries register through the protocol.
 //
 // Options: --members 1024 --devices 2 --messages 60 --warmup 5 --offline-messages 20 --workers 2
+//   --server-cpu-prof DIR (V8 CPU profiles of every server process, written when they exit)
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -56,6 +57,7 @@ const { values: args } = parseArgs({
     warmup: { type: "string", default: "5" },
     "offline-messages": { type: "string", default: "20" },
     workers: { type: "string", default: "2" },
+    "server-cpu-prof": { type: "string" },
   },
 });
 const num = (k: keyof typeof args) => {
@@ -84,7 +86,11 @@ const pct = (sorted: number[], p: number) =>
 
 async function main() {
   const dataDir = mkdtempSync(join(tmpdir(), "parley-bench-groups-"));
-  const server = await startServerProcess({ dataDir, workers: WORKERS });
+  const server = await startServerProcess({
+    dataDir,
+    workers: WORKERS,
+    ...(args["server-cpu-prof"] ? { cpuProfileDir: resolve(args["server-cpu-prof"]) } : {}),
+  });
   const url = `tcp://127.0.0.1:${server.tcpPort}`;
   const conns: LoadConnection[] = [];
   try {

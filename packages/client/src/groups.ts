@@ -685,6 +685,12 @@ export class GroupEngine {
 
   private store(d: DeliveryStanza, id: string, content: MessageContent): void {
     const me = this.host.me().user;
+    // Only members (as the verified log says) speak in a group: queue order puts a member's "add"
+    // before anything they send, and a remove after anything they sent while a member.
+    if (!this.load(d.group!)?.members.has(d.from.user)) {
+      this.host.emitError(new GroupClientError("NOT_A_MEMBER", `${d.from.user} is not a member of group ${d.group}`));
+      return;
+    }
     const chatId = groupChatId(d.group!);
     const store = this.host.store;
     store.ensureChat(chatId);
