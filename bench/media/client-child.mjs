@@ -4,7 +4,8 @@
 // One operation per process, read as JSON from stdin:
 //   {"op":"upload","file":…,"baseUrl":…,"credentials":{"user","device","identityPrivateKeyHex"}}
 //   {"op":"download","descriptorB64":…,"destDir":…}
-// Prints one JSON line: {seconds, idleRssMiB, peakRssMiB, descriptorB64? | path?}.
+// Prints one JSON line: {seconds, cpuSeconds, phases, idleRssMiB, peakRssMiB, descriptorB64? | path?}, where
+// phases maps each progress phase (upload; download, decrypt) to when it ended, in seconds.
 import { readFileSync } from "node:fs";
 import { decodeMediaDescriptor, downloadMedia, encodeMediaDescriptor, uploadMediaFile } from "@parley/client";
 
@@ -34,7 +35,18 @@ process.on("exit", () => {
   if (memTimer) process.stderr.write(`client ${job.op} memory peaks MiB: ${JSON.stringify(memPeak)}\n`);
 });
 const start = process.hrtime.bigint();
+const cpuStart = process.cpuUsage();
+/** CPU seconds (all threads) this process spent since the start, in user and in kernel mode. */
+const cpuSeconds = () => {
+  const u = process.cpuUsage(cpuStart);
+  return { user: u.user / 1e6, system: u.system / 1e6 };
+};
 const seconds = () => Number(process.hrtime.bigint() - start) / 1e9;
+/** When each phase (upload; download, decrypt) ended, in seconds from the start. */
+const phases = {};
+const onProgress = (p) => {
+  if (p.done) phases[p.phase] = seconds();
+};
 
 if (job.op === "upload") {
   const { user, device, identityPrivateKeyHex } = job.credentials;
@@ -42,15 +54,20 @@ if (job.op === "upload") {
     baseUrl: job.baseUrl,
     credentials: { user, device, identityPrivateKey: new Uint8Array(Buffer.from(identityPrivateKeyHex, "hex")) },
     mime: "application/octet-stream",
+    onProgress,
   });
   const elapsed = seconds();
   const descriptorB64 = Buffer.from(encodeMediaDescriptor(descriptor)).toString("base64");
-  process.stdout.write(`${JSON.stringify({ seconds: elapsed, idleRssMiB, peakRssMiB: peakRss(), descriptorB64 })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ seconds: elapsed, cpuSeconds: cpuSeconds(), phases, idleRssMiB, peakRssMiB: peakRss(), descriptorB64 })}\n`,
+  );
 } else if (job.op === "download") {
   const descriptor = decodeMediaDescriptor(new Uint8Array(Buffer.from(job.descriptorB64, "base64")));
-  const got = await downloadMedia(descriptor, { destDir: job.destDir });
+  const got = await downloadMedia(descriptor, { destDir: job.destDir, onProgress });
   const elapsed = seconds();
-  process.stdout.write(`${JSON.stringify({ seconds: elapsed, idleRssMiB, peakRssMiB: peakRss(), path: got.path })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ seconds: elapsed, cpuSeconds: cpuSeconds(), phases, idleRssMiB, peakRssMiB: peakRss(), path: got.path })}\n`,
+  );
 } else {
   throw new Error(`unknown op ${job.op}`);
 }

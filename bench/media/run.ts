@@ -10,8 +10,8 @@
 //            as the crypto does.
 //   "nodisk": openssl enc … -out /dev/null (+ sha256sum of the plaintext in the page cache):
 //            the pure CPU cost of encrypt+hash, with no writes at all on the openssl side.
-// Each side runs MEDIA_BENCH_RUNS times (default 3) and the median counts, because the machine
-// is shared and noisy. Prints a table and JSON, writes bench/results/media.json, deletes its temp files.
+// Each side runs MEDIA_BENCH_RUNS times (default 3), interleaved (openssl, then Parley, in each
+// run), and the median counts, because the machine is shared and noisy. Prints a table and JSON, writes bench/results/media.json, deletes its temp files.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import {
@@ -149,6 +149,10 @@ async function startServer(dataDir: string): Promise<{ child: ChildProcess; port
 
 interface ChildResult {
   seconds: number;
+  /** CPU time of the client process (all threads) during the operation. */
+  cpuSeconds?: { user: number; system: number };
+  /** When each progress phase ended (seconds from the start): download, then decrypt. */
+  phases?: Record<string, number>;
   idleRssMiB: number;
   peakRssMiB: number;
   descriptorB64?: string;
@@ -158,7 +162,10 @@ interface ChildResult {
 /** One upload or download in a fresh plain-node client process. */
 async function clientChild(job: object): Promise<ChildResult> {
   const entry = fileURLToPath(new URL("./client-child.mjs", import.meta.url));
-  const child = spawn(process.execPath, [...nodeArgs("MEDIA_BENCH_CLIENT_NODE_ARGS"), entry], {
+  // MEDIA_BENCH_CLIENT_WRAP runs the client under a tool, e.g. "strace -f -c -o /tmp/sys.txt".
+  const wrap = nodeArgs("MEDIA_BENCH_CLIENT_WRAP");
+  const argv = [process.execPath, ...nodeArgs("MEDIA_BENCH_CLIENT_NODE_ARGS"), entry];
+  const child = spawn(wrap[0] ?? argv[0]!, [...wrap.slice(1), ...(wrap.length > 0 ? argv : argv.slice(1))], {
     stdio: ["pipe", "pipe", "inherit"],
   });
   child.stdin!.end(JSON.stringify(job));
@@ -197,18 +204,18 @@ async function main(): Promise<void> {
       encNoDisk: [] as number[],
       decNoDisk: [] as number[],
     };
-    for (let i = 0; i < RUNS; i++) {
+    // One run of each baseline; called right before each Parley run, so that both see the same
+    // load on a shared machine (interleaved, not all of one and then all of the other).
+    const opensslRun = (i: number) => {
       process.stderr.write(`openssl run ${i + 1}/${RUNS}\n`);
-      rmSync(enc, { force: true });
-      rmSync(dec, { force: true });
       base.encDisk.push(run("openssl", opensslArgs(false, key, iv, file, enc)) + run("sha256sum", [file]));
       base.decDisk.push(run("openssl", opensslArgs(true, key, iv, enc, dec)) + run("sha256sum", [dec]));
       base.encNoDisk.push(run("openssl", opensslArgs(false, key, iv, file, "/dev/null")) + run("sha256sum", [file]));
       // The plaintext hash runs over the (identical, cached) input: nothing decrypted is written.
       base.decNoDisk.push(run("openssl", opensslArgs(true, key, iv, enc, "/dev/null")) + run("sha256sum", [file]));
-    }
-    rmSync(enc, { force: true });
-    rmSync(dec, { force: true });
+      rmSync(enc, { force: true });
+      rmSync(dec, { force: true });
+    };
 
     const dataDir = join(dir, "server");
     mkdirSync(dataDir);
@@ -236,6 +243,7 @@ async function main(): Promise<void> {
     const ups: ChildResult[] = [];
     const downs: ChildResult[] = [];
     for (let i = 0; i < RUNS; i++) {
+      opensslRun(i);
       process.stderr.write(`parley run ${i + 1}/${RUNS}\n`);
       const up = await clientChild({ op: "upload", file, baseUrl, credentials });
       ups.push(up);
@@ -275,6 +283,10 @@ async function main(): Promise<void> {
         encryptUploadMiBps: rate(upSec),
         downloadVerifyDecryptMiBps: rate(downSec),
         samplesSec: { upload: ups.map((u) => u.seconds), download: downs.map((d) => d.seconds) },
+        // Download = fetch + verify (first pass), then decrypt (second pass): when each ended.
+        downloadPhasesSec: downs.map((d) => d.phases ?? {}),
+        // CPU seconds of the client process (all threads), user and system: less noisy than wall time.
+        clientCpuSec: { upload: ups.map((u) => u.cpuSeconds), download: downs.map((d) => d.cpuSeconds) },
       },
       ratio: {
         uploadVsDisk: b.encDisk / upSec,
@@ -309,6 +321,9 @@ async function main(): Promise<void> {
       `| openssl enc -d → /dev/null, + sha256sum | ${f(rate(b.decNoDisk))} | ${pct(result.ratio.downloadVsNoDisk)} |`,
     );
     console.log(`| **parley download + verify + decrypt** | ${f(rate(downSec))} | |`);
+    const fetchSec = median(downs.map((d) => d.phases?.download ?? Number.NaN));
+    console.log(`| … first pass: fetch + SHA-256 + MAC (to the temporary file) | ${f(rate(fetchSec))} | |`);
+    console.log(`| … second pass: decrypt + SHA-256 (in place) | ${f(rate(downSec - fetchSec))} | |`);
     console.log("");
     console.log("| process | idle RSS MiB | peak RSS MiB (VmHWM) |");
     console.log("|---|---:|---:|");

@@ -1,6 +1,7 @@
 // The file-level fast paths: EncryptedFileStream (the upload body: read, hash, encrypt, MAC in one
 // stage, skipping what a resumed upload already sent) against the buffer construction, and
-// decryptBlobFile (double-buffered read, decrypt, writev) round trips and its typed failures.
+// decryptBlobFile (double-buffered read, decrypt, writev; into another file or in place) round
+// trips and its typed failures.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -72,6 +73,16 @@ describe("decryptBlobFile", () => {
       );
       assert.ok(readFileSync(out).equals(plain));
       assert.equal(seen, size);
+    });
+
+    it(`decrypts ${size} bytes in place (the blob file becomes the plaintext, cut to its size)`, async () => {
+      const plain = randomBytes(size);
+      const key = randomBytes(32);
+      const enc = encryptMediaBytes(plain, key, "image");
+      const path = join(dir, `in-place-${size}`);
+      writeFileSync(path, enc.blob);
+      await decryptBlobFile(path, path, { size, fileSha256: enc.fileSha256, mediaKey: key, type: "image" });
+      assert.ok(readFileSync(path).equals(plain));
     });
   }
 
