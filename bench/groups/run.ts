@@ -254,7 +254,8 @@ async function main() {
 
     const expected = all.length - 1;
     let counter = 0;
-    const sendOne = async () => {
+    /** Sends one group message; resolves with its id, ciphertext size, send time and the ack's time. */
+    const send = async () => {
       const idBytes = new Uint8Array(8);
       new DataView(idBytes.buffer).setUint32(4, ++counter);
       new DataView(idBytes.buffer).setUint32(0, process.pid);
@@ -272,6 +273,10 @@ async function main() {
       });
       const ackAt = await acked;
       acks.delete(id);
+      return { id, start, ackAt, skmsg };
+    };
+    const sendOne = async () => {
+      const { id, start, ackAt, skmsg } = await send();
       const deadline = Date.now() + 30_000;
       while ((arrivals.get(id)?.count ?? 0) < expected) {
         if (Date.now() > deadline) {
@@ -326,23 +331,7 @@ async function main() {
     };
     const before = checkpoint();
     let offlineSkmsg = 0;
-    for (let i = 0; i < OFFLINE_MESSAGES; i++) {
-      const idBytes = new Uint8Array(8);
-      new DataView(idBytes.buffer).setUint32(4, ++counter);
-      const id = Buffer.from(idBytes).toString("hex");
-      const skmsg = await groupEncrypt(keys, { name: sender.user, deviceId: 1 }, distribution, padded);
-      offlineSkmsg = skmsg.length;
-      const acked = new Promise<number>((r) => acks.set(id, r));
-      senderConn!.send({
-        kind: "message",
-        id: idBytes,
-        group,
-        timestamp: Math.floor(Date.now() / 1000),
-        enc: [],
-        skmsg,
-      });
-      await acked;
-    }
+    for (let i = 0; i < OFFLINE_MESSAGES; i++) offlineSkmsg = (await send()).skmsg.length;
     await new Promise((r) => setTimeout(r, 300));
     const afterStore = checkpoint();
     const storedPerMessage = (afterStore.bytes - before.bytes) / OFFLINE_MESSAGES;

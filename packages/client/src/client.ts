@@ -1373,24 +1373,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
 
   /** Marks a group chat read and sends read receipts to each sender. */
   markGroupRead(group: string): number {
-    const pending = this.store.markChatRead(groupChatId(group));
-    let n = 0;
-    for (const p of pending) {
-      n += p.messageIds.length;
-      try {
-        this.sendStanza({
-          kind: "receipt",
-          type: "read",
-          ids: p.messageIds.map(fromHex),
-          to: { user: p.sender },
-          group,
-          timestamp: Math.floor(this.now() / 1000),
-        });
-      } catch {
-        // offline: read locally; the receipt is lost, as in 1:1 chats
-      }
-    }
-    return n;
+    return this.markChatRead(groupChatId(group), group);
   }
 
   sendGroupTyping(group: string, state: ChatState): void {
@@ -1419,7 +1402,11 @@ export class ParleyClient extends Emitter<ClientEvents> {
 
   /** Marks the chat with `contact` read and sends read receipts (blue ticks) to the senders. */
   markRead(contact: string): number {
-    const pending = this.store.markChatRead(directChatId(contact));
+    return this.markChatRead(directChatId(contact));
+  }
+
+  private markChatRead(chatId: string, group?: string): number {
+    const pending = this.store.markChatRead(chatId);
     let n = 0;
     for (const p of pending) {
       n += p.messageIds.length;
@@ -1429,6 +1416,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
           type: "read",
           ids: p.messageIds.map(fromHex),
           to: { user: p.sender },
+          ...(group !== undefined ? { group } : {}),
           timestamp: Math.floor(this.now() / 1000),
         });
       } catch {

@@ -236,6 +236,16 @@ export class GroupDirectory {
       );
     }
     const messageId = Buffer.from(m.id).toString("hex");
+    const groupDelivery = (type: DeliveryStanza["type"], body: Uint8Array): DeliveryStanza => ({
+      kind: "delivery",
+      id: m.id,
+      from: { user: me.name, device: myDevice },
+      group,
+      timestamp: now,
+      seq: 0,
+      type,
+      body,
+    });
     const items: EnqueueItem[] = [];
     const stanzas: Stanza[] = [];
     const seen = new Set<string>();
@@ -251,16 +261,7 @@ export class GroupDirectory {
         extra.set(e.to.user, list);
         continue;
       }
-      const delivery: DeliveryStanza = {
-        kind: "delivery",
-        id: m.id,
-        from: { user: me.name, device: myDevice },
-        group,
-        timestamp: now,
-        seq: 0,
-        type: e.type,
-        body: e.body,
-      };
+      const delivery = groupDelivery(e.type, e.body);
       stanzas.push(delivery);
       // No delivered receipt for key distribution: the sender-key copy produces the receipt. A
       // pairwise resend (no skmsg) does, since it is the message.
@@ -283,16 +284,7 @@ export class GroupDirectory {
       };
     }
     if (m.skmsg === undefined) return { items, stanzas, names };
-    const shared: DeliveryStanza = {
-      kind: "delivery",
-      id: m.id,
-      from: { user: me.name, device: myDevice },
-      group,
-      timestamp: now,
-      seq: 0,
-      type: "skmsg",
-      body: m.skmsg,
-    };
+    const shared = groupDelivery("skmsg", m.skmsg);
     const recipients: QueueRecipient[] = [];
     for (const [account, ds] of devices) {
       for (const d of ds) {
