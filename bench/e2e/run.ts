@@ -9,7 +9,7 @@
 // bench/results/e2e.json, and stops everything it started (also on errors / Ctrl-C).
 //
 // Options: --pairs 500 --procs 2 --workers 2 --warmup-ms 3000 --measure-ms 10000
-//   --half-measure-ms 8000 --offline-messages 10000 --offline-senders 10 --offline-window 100
+//   --half-measure-ms 8000 --paced-rate 4000 (a fixed paced point; 0 = none) --offline-messages 10000 --offline-senders 10 --offline-window 100
 //   --transport tcp|ws --both-ways --data DIR (reuse a server data dir + account cache)
 //   --server-cpu-prof DIR (V8 CPU profiles of every server process, written at exit)
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -42,6 +42,7 @@ const { values: args } = parseArgs({
     "warmup-ms": { type: "string", default: "3000" },
     "measure-ms": { type: "string", default: "10000" },
     "half-measure-ms": { type: "string", default: "8000" },
+    "paced-rate": { type: "string", default: "4000" },
     "max-in-flight": { type: "string", default: "10" },
     "offline-messages": { type: "string", default: "10000" },
     "offline-senders": { type: "string", default: "10" },
@@ -63,6 +64,7 @@ const procs = Math.max(num("procs"), Math.ceil((2 * pairs) / MAX_CONNECTIONS_PER
 const warmupMs = num("warmup-ms");
 const measureMs = num("measure-ms");
 const halfMeasureMs = num("half-measure-ms");
+const pacedRate = num("paced-rate");
 const maxInFlight = num("max-in-flight");
 const offlineMessages = num("offline-messages");
 const offlineSenders = num("offline-senders");
@@ -130,6 +132,18 @@ async function main() {
     measureMs: halfMeasureMs,
   });
 
+  let fixed: OnlineResult | undefined;
+  if (pacedRate > 0) {
+    log(`(b') paced at ${fmtInt(pacedRate)} msg/s, ${halfMeasureMs} ms`);
+    fixed = await runOnline(pool, plan, meters, {
+      mode: "paced",
+      ratePerSec: pacedRate,
+      maxInFlight,
+      warmupMs: Math.min(warmupMs, 1000),
+      measureMs: halfMeasureMs,
+    });
+  }
+
   const offlineAccounts = setup.accounts.slice(2 * pairs, 2 * pairs + offlineSenders + 1);
   const [recipient, ...senders] = offlineAccounts;
   log(`(c) offline: ${fmtInt(offlineMessages)} messages from ${senders.length} senders to an offline user`);
@@ -140,7 +154,7 @@ async function main() {
     window: offlineWindow,
   });
 
-  report({ dataDir, url, setup, login, max, half, offline });
+  report({ dataDir, url, setup, login, max, half, ...(fixed ? { fixed } : {}), offline });
 }
 
 function checkOnline(r: OnlineResult): string {
@@ -177,6 +191,7 @@ function report(r: {
   login: Awaited<ReturnType<typeof connectPlan>>;
   max: OnlineResult;
   half: OnlineResult;
+  fixed?: OnlineResult;
   offline: OfflineResult;
 }) {
   const { max, half, offline } = r;
@@ -211,6 +226,7 @@ function report(r: {
   const rows = [
     online(`max load (${max.flows} senders, ${maxInFlight} in flight each)`, max),
     online(`50% of max (paced ${fmtInt(half.targetRate ?? 0)} msg/s)`, half),
+    ...(r.fixed ? [online(`fixed pace (${fmtInt(r.fixed.targetRate ?? 0)} msg/s)`, r.fixed)] : []),
     [
       `offline store: ${fmtInt(store.messages)} msgs, ${offline.senders} senders (acks/s)`,
       fmtInt(store.acksPerSec),
@@ -254,6 +270,7 @@ function report(r: {
   const heavier = [
     ["max load", max.cpu],
     ["50% load", half.cpu],
+    ...(r.fixed ? [["fixed pace", r.fixed.cpu] as const] : []),
     ["offline store", store.cpu],
     ["offline drain", drain.cpu],
   ].filter(([, c]) => (c as CpuPoint).generatorPercent > (c as CpuPoint).serverPercent);
@@ -284,6 +301,7 @@ function report(r: {
     login: r.login,
     maxLoad: max,
     halfLoad: half,
+    ...(r.fixed ? { fixedPace: r.fixed } : {}),
     offline,
     generatorHeavier: heavier.map(([n]) => n),
   };

@@ -179,9 +179,13 @@ export class Gateway {
 
   private onRouteEvent(e: RouteEvent): void {
     switch (e.type) {
-      case "wake":
-        this.byDevice.get(deviceKey(e.user, e.device))?.wake();
+      case "wake": {
+        const session = this.byDevice.get(deviceKey(e.user, e.device));
+        if (!session) break;
+        if (e.entry) session.deliverEnvelope(e.entry.seq, e.entry.envelope, e.entry.createdAt);
+        else session.wake();
         break;
+      }
       case "link":
         this.links.onEvent(e);
         break;
@@ -283,9 +287,21 @@ export class Gateway {
         return;
       }
       if (woken.has(k)) return;
-      woken.add(k);
-      if (local) local.wake();
-      else this.router.publish({ type: "wake", user, device: it.deviceId });
+      if (local) {
+        woken.add(k);
+        local.wake();
+      } else if (stanzas?.[i]) {
+        // The entry travels with the wake (one per entry), so the holder can push it from memory.
+        this.router.publish({
+          type: "wake",
+          user,
+          device: it.deviceId,
+          entry: { seq: seqs[i]!, createdAt, envelope: it.envelope },
+        });
+      } else {
+        woken.add(k);
+        this.router.publish({ type: "wake", user, device: it.deviceId });
+      }
     });
     return seqs;
   }

@@ -352,6 +352,19 @@ export class ClientSession {
     this.pushStanza(seq, stanza, createdAt);
   }
 
+  /** deliver() for an entry committed by another worker, as its envelope bytes. */
+  deliverEnvelope(seq: number, envelope: Uint8Array, createdAt: number): void {
+    if (this.closed || this.passive || this.account === undefined) return;
+    let stanza: Stanza;
+    try {
+      stanza = decodeStanza(envelope);
+    } catch {
+      this.wake(); // only the server writes envelopes; read it from the queue instead
+      return;
+    }
+    this.deliver(seq, stanza, createdAt);
+  }
+
   /** Pushes queued entries, oldest first, keeping at most `deliveryWindow` unacknowledged. */
   pump(): void {
     if (this.closed || this.account === undefined || this.passive || !this.needsFetch) return;

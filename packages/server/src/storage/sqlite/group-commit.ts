@@ -1,10 +1,17 @@
 import { type FileHandle, open, stat } from "node:fs/promises";
 import type Database from "better-sqlite3";
+import { StorageError } from "../errors.ts";
 
 interface PendingWrite {
   work: () => unknown;
   /** Must survive power loss once resolved (fsync). False for writes whose loss is harmless. */
   durable: boolean;
+  /**
+   * True: the write runs in its own savepoint, so its failure rolls back only its own changes.
+   * False (cheaper: a savepoint costs about as much as a small insert): the write promises to throw a
+   * StorageError only before it changes anything; any other error rolls back and fails the whole batch.
+   */
+  isolated: boolean;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
 }
@@ -62,6 +69,17 @@ export class GroupCommitter {
     const one = db.transaction((write: PendingWrite) => write.work());
     const batch = db.transaction((writes: PendingWrite[]) =>
       writes.map((write): unknown => {
+        if (!write.isolated) {
+          try {
+            return { ok: true, value: write.work() };
+          } catch (error) {
+            // A StorageError is a failed check, thrown before any change: it fails alone. Anything
+            // else (an SQLite error mid-write) leaves the batch untrustworthy: rethrowing rolls the
+            // whole transaction back and fails every write of it.
+            if (error instanceof StorageError) return { ok: false, error };
+            throw error;
+          }
+        }
         try {
           return { ok: true, value: one(write) };
         } catch (error) {
@@ -73,9 +91,9 @@ export class GroupCommitter {
   }
 
   /** Queues `work` for the current turn's transaction; resolves with its result after the commit. */
-  write<T>(work: () => T, durable = true): Promise<T> {
+  write<T>(work: () => T, durable = true, isolated = true): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.pending.push({ work, durable, resolve: resolve as (value: unknown) => void, reject });
+      this.pending.push({ work, durable, isolated, resolve: resolve as (value: unknown) => void, reject });
       if (!this.scheduled) {
         this.scheduled = true;
         setImmediate(() => this.flush());
