@@ -130,6 +130,7 @@ export class ShardedStorage implements ServerStorage {
       file: join(options.dataDir, queueShardFileName(index)),
       index,
       mapError: mapSqliteError,
+      checkpointThread: true,
     });
     this.link?.serve((op) => this.serveOp(op));
   }

@@ -40,6 +40,22 @@ interface PendingWrite {
  * front, so several processes sharing the file serialize cleanly (waiting up to busy_timeout)
  * instead of failing on a read-to-write lock upgrade.
  */
+const DEBUG = process.env.PARLEY_DEBUG_COMMIT
+  ? { fsync: [] as number[], batch: [] as number[], size: [] as number[] }
+  : undefined;
+if (DEBUG) {
+  const q = (a: number[], p: number) => (a.length ? [...a].sort((x, y) => x - y)[Math.floor(a.length * p)]! : 0);
+  setInterval(() => {
+    const { fsync, batch, size } = DEBUG;
+    console.error(
+      `[commit ${process.pid}] fsync n=${fsync.length} p50=${q(fsync, 0.5).toFixed(2)} p99=${q(fsync, 0.99).toFixed(2)} | batch n=${batch.length} p50=${q(batch, 0.5).toFixed(2)} p99=${q(batch, 0.99).toFixed(2)} ms, size p50=${q(size, 0.5)} max=${q(size, 1 - 1e-9)}`,
+    );
+    fsync.length = 0;
+    batch.length = 0;
+    size.length = 0;
+  }, 2000).unref();
+}
+
 export class GroupCommitter {
   private pending: PendingWrite[] = [];
   private scheduled = false;
@@ -57,6 +73,12 @@ export class GroupCommitter {
     db: Database.Database,
     private readonly mapError: (error: unknown) => unknown,
     private readonly walFile?: string,
+    /**
+     * Default true: stat the WAL before every fsync, in case SQLite replaced it (another process's
+     * connection was the last to close it). False when this connection stays open for as long as
+     * the committer: SQLite deletes a WAL only when its last connection closes.
+     */
+    private readonly followWalInode = true,
   ) {
     const full = db.prepare("PRAGMA synchronous = FULL");
     const normal = db.prepare("PRAGMA synchronous = NORMAL");
@@ -103,6 +125,16 @@ export class GroupCommitter {
 
   /** Runs and commits everything queued so far (also called by close()). */
   flush(): void {
+    const t0 = performance.now();
+    const n = this.pending.length;
+    this.flushInner();
+    if (DEBUG && n > 0) {
+      DEBUG.batch.push(performance.now() - t0);
+      DEBUG.size.push(n);
+    }
+  }
+
+  private flushInner(): void {
     this.scheduled = false;
     const writes = this.pending;
     if (writes.length === 0) return;
@@ -160,14 +192,28 @@ export class GroupCommitter {
   }
 
   private async fsyncWal(): Promise<void> {
+    const t0 = performance.now();
+    try {
+      await this.fsyncWalInner();
+    } finally {
+      DEBUG?.fsync.push(performance.now() - t0);
+    }
+  }
+
+  private async fsyncWalInner(): Promise<void> {
     const file = this.walFile!;
+    if (this.wal && !this.followWalInode) {
+      await this.wal.handle.datasync();
+      return;
+    }
     // SQLite may delete and recreate the WAL (e.g. when the last other connection closes): follow the inode.
     const ino = (await stat(file)).ino;
     if (this.wal?.ino !== ino) {
       await this.wal?.handle.close().catch(() => {});
       this.wal = { handle: await open(file, "r"), ino };
     }
-    await this.wal.handle.sync();
+    // fdatasync: the WAL's data (and its size, if it grew); no journal commit for timestamps.
+    await this.wal.handle.datasync();
   }
 
   /** Waits for any fsync in flight and releases the WAL handle. */

@@ -13,6 +13,7 @@ import { existsSync } from "node:fs";
 import Database from "better-sqlite3";
 import { StorageError } from "../errors.ts";
 import type { AccountId, AckedEntry, DeviceId, EnqueueItem, QueueEntry, QueueRecipient, QueueSeq } from "../types.ts";
+import { Checkpointer } from "./checkpointer.ts";
 import { GroupCommitter } from "./group-commit.ts";
 
 /** Seqs of shard i are ≡ i (mod SHARD_STRIDE); more than the largest worker count (64). */
@@ -99,6 +100,8 @@ export interface QueueShardOptions {
   /** fsync the WAL off the event loop (default true; see GroupCommitter). */
   walSync?: boolean;
   mapError: (error: unknown) => unknown;
+  /** Checkpoint from a worker thread instead of inside commits (the shard's owner). */
+  checkpointThread?: boolean;
 }
 
 export class QueueShard {
@@ -106,6 +109,7 @@ export class QueueShard {
   readonly index: number;
   private readonly db: Database.Database;
   private readonly committer: GroupCommitter | undefined;
+  private readonly checkpointer: Checkpointer | undefined;
   private counter = 0;
   private readonly stmt: Record<string, Database.Statement>;
   private readonly mapError: (error: unknown) => unknown;
@@ -176,7 +180,12 @@ export class QueueShard {
         this.db,
         this.mapError,
         options.walSync === false ? undefined : `${this.file}-wal`,
+        false, // this connection outlives the committer, so the WAL file stays the same
       );
+      if (options.checkpointThread) {
+        this.db.pragma("wal_autocheckpoint = 0");
+        this.checkpointer = new Checkpointer(this.file);
+      }
     }
   }
 
@@ -355,5 +364,6 @@ export class QueueShard {
       await this.committer.close();
     }
     this.db.close();
+    await this.checkpointer?.close();
   }
 }
