@@ -17,6 +17,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { processTree, rssKiB } from "../load/cpu.ts";
 import { E2E_TEXT_CIPHERTEXT_BYTES } from "../load/generator.ts";
 import { GeneratorPool } from "../load/pool.ts";
 import {
@@ -115,7 +116,12 @@ async function main() {
   await pool.all(() => ({ op: "init", url, serverKey: setup.serverKey }));
 
   const plan = planPairs(setup.accounts, pairs, procs, args["both-ways"]);
+  const serverTree = () => processTree(server!.pid);
+  const rssBefore = rssKiB(serverTree());
   const login = await connectPlan(pool, plan);
+  await new Promise((r) => setTimeout(r, 1000)); // let the login garbage go
+  const rssPerConnectionKiB = (rssKiB(serverTree()) - rssBefore) / Math.max(login.connected, 1);
+  log(`server RSS grew ${rssPerConnectionKiB.toFixed(1)} KiB per logged-in idle connection`);
   log(`${login.connected} clients logged in (${login.ik} with IK) in ${(login.ms / 1000).toFixed(1)} s`);
 
   log(
@@ -154,7 +160,16 @@ async function main() {
     window: offlineWindow,
   });
 
-  report({ dataDir, url, setup, login, max, half, ...(fixed ? { fixed } : {}), offline });
+  report({
+    dataDir,
+    url,
+    setup,
+    login: { ...login, rssPerConnectionKiB },
+    max,
+    half,
+    ...(fixed ? { fixed } : {}),
+    offline,
+  });
 }
 
 function checkOnline(r: OnlineResult): string {
@@ -188,7 +203,7 @@ function report(r: {
   dataDir: string;
   url: string;
   setup: Awaited<ReturnType<typeof prepareAccounts>>;
-  login: Awaited<ReturnType<typeof connectPlan>>;
+  login: Awaited<ReturnType<typeof connectPlan>> & { rssPerConnectionKiB: number };
   max: OnlineResult;
   half: OnlineResult;
   fixed?: OnlineResult;
@@ -282,7 +297,8 @@ function report(r: {
   }
   notes.push(
     `Accounts: ${r.setup.registered} registered (${fmtMs(r.setup.ms / 1000)} s), ${r.setup.fromCache} from cache; ` +
-      `${r.login.connected} logins in ${fmtMs(r.login.ms / 1000)} s (${r.login.ik} IK).`,
+      `${r.login.connected} logins in ${fmtMs(r.login.ms / 1000)} s (${r.login.ik} IK, ` +
+      `${fmtInt((r.login.connected / r.login.ms) * 1000)}/s); server RSS +${r.login.rssPerConnectionKiB.toFixed(1)} KiB per idle connection.`,
   );
   for (const n of notes) console.log(`- ${n}`);
 

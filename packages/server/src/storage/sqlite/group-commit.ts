@@ -152,20 +152,24 @@ export class GroupCommitter {
       for (const write of writes) write.reject(mapped);
       return;
     }
-    const settle = (syncError?: unknown) =>
+    const settle = (which: "all" | "durable" | "non-durable", syncError?: unknown) =>
       writes.forEach((write, i) => {
+        if (which === "durable" && !write.durable) return;
+        if (which === "non-durable" && write.durable) return;
         const outcome = outcomes[i] as { ok: true; value: unknown } | { ok: false; error: unknown };
         if (!outcome.ok) write.reject(this.mapError(outcome.error));
         else if (syncError !== undefined && write.durable) write.reject(this.mapError(syncError));
         else write.resolve(outcome.value);
       });
     if (!durable || this.walFile === undefined) {
-      settle();
+      settle("all");
       return;
     }
+    // Non-durable writes (acks, receipts) are committed now: they need not wait for the batch's fsync.
+    settle("non-durable");
     this.syncWal().then(
-      () => settle(),
-      (error) => settle(error),
+      () => settle("durable"),
+      (error) => settle("durable", error),
     );
   }
 
