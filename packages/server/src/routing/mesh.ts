@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { deserialize, serialize } from "node:v8";
 import type { Logger } from "pino";
+import { record, timing } from "../debug-timing.ts";
 import { StorageError } from "../storage/errors.ts";
 import type { ShardLink, ShardOp } from "../storage/sharded-storage.ts";
 import type { RouteEvent } from "./types.ts";
@@ -239,6 +240,14 @@ export class WorkerMesh implements ShardLink {
     if (this.closed) return Promise.reject(new StorageError("CLOSED", "storage is closed"));
     return new Promise((resolve, reject) => {
       const id = this.nextCall++;
+      if (timing) {
+        const t0 = performance.now();
+        const done = resolve;
+        resolve = (v: unknown) => {
+          record(`mesh-${op.op}`, performance.now() - t0);
+          done(v);
+        };
+      }
       this.calls.set(id, { peer: shard, resolve, reject });
       this.send(shard, { t: "call", id, op });
     });

@@ -1,5 +1,6 @@
 import { type FileHandle, open, stat } from "node:fs/promises";
 import type Database from "better-sqlite3";
+import { record, timing } from "../../debug-timing.ts";
 import { StorageError } from "../errors.ts";
 
 interface PendingWrite {
@@ -40,22 +41,6 @@ interface PendingWrite {
  * front, so several processes sharing the file serialize cleanly (waiting up to busy_timeout)
  * instead of failing on a read-to-write lock upgrade.
  */
-const DEBUG = process.env.PARLEY_DEBUG_COMMIT
-  ? { fsync: [] as number[], batch: [] as number[], size: [] as number[] }
-  : undefined;
-if (DEBUG) {
-  const q = (a: number[], p: number) => (a.length ? [...a].sort((x, y) => x - y)[Math.floor(a.length * p)]! : 0);
-  setInterval(() => {
-    const { fsync, batch, size } = DEBUG;
-    console.error(
-      `[commit ${process.pid}] fsync n=${fsync.length} p50=${q(fsync, 0.5).toFixed(2)} p99=${q(fsync, 0.99).toFixed(2)} | batch n=${batch.length} p50=${q(batch, 0.5).toFixed(2)} p99=${q(batch, 0.99).toFixed(2)} ms, size p50=${q(size, 0.5)} max=${q(size, 1 - 1e-9)}`,
-    );
-    fsync.length = 0;
-    batch.length = 0;
-    size.length = 0;
-  }, 2000).unref();
-}
-
 export class GroupCommitter {
   private pending: PendingWrite[] = [];
   private scheduled = false;
@@ -115,6 +100,14 @@ export class GroupCommitter {
   /** Queues `work` for the current turn's transaction; resolves with its result after the commit. */
   write<T>(work: () => T, durable = true, isolated = true): Promise<T> {
     return new Promise<T>((resolve, reject) => {
+      if (timing) {
+        const t0 = performance.now();
+        const done = resolve;
+        resolve = ((v: T) => {
+          record(durable ? "write-durable" : "write-nondurable", performance.now() - t0);
+          done(v);
+        }) as typeof resolve;
+      }
       this.pending.push({ work, durable, isolated, resolve: resolve as (value: unknown) => void, reject });
       if (!this.scheduled) {
         this.scheduled = true;
@@ -128,9 +121,9 @@ export class GroupCommitter {
     const t0 = performance.now();
     const n = this.pending.length;
     this.flushInner();
-    if (DEBUG && n > 0) {
-      DEBUG.batch.push(performance.now() - t0);
-      DEBUG.size.push(n);
+    if (timing && n > 0) {
+      record("commit-batch-ms", performance.now() - t0);
+      record("commit-batch-size", n);
     }
   }
 
@@ -200,7 +193,7 @@ export class GroupCommitter {
     try {
       await this.fsyncWalInner();
     } finally {
-      DEBUG?.fsync.push(performance.now() - t0);
+      if (timing) record("fsync", performance.now() - t0);
     }
   }
 
