@@ -39,7 +39,11 @@ export class ClientSession {
   readonly id = randomUUID();
   /** Set once logged in as a device (at login, or after registering on this connection). */
   account: Account | undefined;
-  deviceRecord: Device | undefined;
+  /**
+   * What the session needs of its device (the login's full record also holds the prekeys, ~2 KiB of
+   * buffers that an idle connection should not keep).
+   */
+  deviceRecord: Pick<Device, "accountId" | "deviceId" | "identityKey"> | undefined;
   /** Name verified during registration on this connection. */
   verifiedName: string | undefined;
   private readonly passive: boolean;
@@ -65,8 +69,9 @@ export class ClientSession {
   private pendingSends = 0;
 
   private readonly stanzaBucket = new TokenBucket(5_000, 2_500);
-  private readonly typingBucket = new TokenBucket(10, 2);
-  private readonly iqBucket = new TokenBucket(200, 50);
+  // Created on first use: most connections never type or send requests after login.
+  private typingBucket: TokenBucket | undefined;
+  private iqBucket: TokenBucket | undefined;
 
   constructor(
     readonly gateway: Gateway,
@@ -75,7 +80,8 @@ export class ClientSession {
   ) {
     if (context.mode === "device") {
       this.account = context.account;
-      this.deviceRecord = context.device;
+      const { accountId, deviceId, identityKey } = context.device;
+      this.deviceRecord = { accountId, deviceId, identityKey: identityKey.slice() };
       this.passive = context.passive;
     } else {
       this.passive = false;
@@ -179,7 +185,7 @@ export class ClientSession {
         this.onChatState(stanza);
         return;
       case "iq":
-        if (!this.iqBucket.take()) {
+        if (!(this.iqBucket ??= new TokenBucket(200, 50)).take()) {
           this.abuse(CloseCode.RATE_LIMITED, "rate limited: too many requests");
           return;
         }
@@ -575,7 +581,7 @@ export class ClientSession {
       this.abuse(CloseCode.PROTOCOL_VIOLATION, "chat state without a recipient");
       return;
     }
-    if (!this.typingBucket.take()) return; // typing storms are dropped, never queued
+    if (!(this.typingBucket ??= new TokenBucket(10, 2)).take()) return; // typing storms are dropped, never queued
     if (c.to === this.user) return;
     this.gateway.publishEphemeral(c.to, { kind: "chatstate", state: c.state, from: this.user! });
   }
