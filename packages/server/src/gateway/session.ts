@@ -185,7 +185,8 @@ export class ClientSession {
         this.onChatState(stanza);
         return;
       case "iq":
-        if (!(this.iqBucket ??= new TokenBucket(200, 50)).take()) {
+        this.iqBucket ??= new TokenBucket(200, 50);
+        if (!this.iqBucket.take()) {
           this.abuse(CloseCode.RATE_LIMITED, "rate limited: too many requests");
           return;
         }
@@ -581,7 +582,8 @@ export class ClientSession {
       this.abuse(CloseCode.PROTOCOL_VIOLATION, "chat state without a recipient");
       return;
     }
-    if (!(this.typingBucket ??= new TokenBucket(10, 2)).take()) return; // typing storms are dropped, never queued
+    this.typingBucket ??= new TokenBucket(10, 2);
+    if (!this.typingBucket.take()) return; // typing storms are dropped, never queued
     if (c.to === this.user) return;
     this.gateway.publishEphemeral(c.to, { kind: "chatstate", state: c.state, from: this.user! });
   }
