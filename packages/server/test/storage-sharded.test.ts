@@ -113,26 +113,27 @@ describe("ShardedStorage specifics", () => {
   });
 
   it("moves entries to their new shards when the shard count changes, keeping each queue's order", async () => {
+    // An upgrade: an older version left an entry in the shared database's queue; the first start
+    // with shards moves it into its shard before anything else is written there.
+    const legacy = new SqliteStorage({ dataDir: dir, clock });
     const accounts: string[] = [];
+    for (let i = 0; i < 12; i++) accounts.push((await legacy.createAccount(`user${i}`, newTestDevice())).account.id);
+    await legacy.enqueue([{ accountId: accounts[0]!, deviceId: 1, envelope: new Uint8Array([99]) }]);
+    await legacy.close();
+    await rebalanceQueueShards(dir, 2);
     {
-      const [a, b] = (() => {
-        const links = memoryLinks(2);
-        return [0, 1].map(
-          (index) => new ShardedStorage({ dataDir: dir, clock, shard: { index, count: 2 }, link: links[index]! }),
-        );
-      })() as [ShardedStorage, ShardedStorage];
-      for (let i = 0; i < 12; i++) accounts.push((await a.createAccount(`user${i}`, newTestDevice())).account.id);
+      const links = memoryLinks(2);
+      const [a, b] = [0, 1].map(
+        (index) => new ShardedStorage({ dataDir: dir, clock, shard: { index, count: 2 }, link: links[index]! }),
+      ) as [ShardedStorage, ShardedStorage];
       for (let round = 0; round < 5; round++) {
         for (const id of accounts) await b.enqueue([{ accountId: id, deviceId: 1, envelope: new Uint8Array([round]) }]);
       }
       await a.close();
       await b.close();
     }
-    // Entries written by an older version into the shared database move too.
-    const legacy = new SqliteStorage({ dataDir: dir, clock });
-    await legacy.enqueue([{ accountId: accounts[0]!, deviceId: 1, envelope: new Uint8Array([99]) }]);
-    await legacy.close();
 
+    // The worker count changes: entries whose account now belongs to another shard move there.
     await rebalanceQueueShards(dir, 3);
     const links = memoryLinks(3);
     const three = [0, 1, 2].map(
@@ -142,7 +143,6 @@ describe("ShardedStorage specifics", () => {
       for (const id of accounts) {
         const entries = await three[1]!.fetch(id, 1, 0, 100);
         const expected = id === accounts[0] ? [99, 0, 1, 2, 3, 4] : [0, 1, 2, 3, 4];
-        // The legacy row was written last but is moved first (it predates the shards in a real upgrade).
         assert.deepEqual(
           entries.map((e) => e.envelope[0]),
           expected,
