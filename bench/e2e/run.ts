@@ -9,7 +9,7 @@
 // bench/results/e2e.json, and stops everything it started (also on errors / Ctrl-C).
 //
 // Options: --pairs 500 --procs 2 --workers 2 --warmup-ms 3000 --measure-ms 10000
-//   --half-measure-ms 8000 --offline-messages 10000 --offline-senders 10 --offline-window 100
+//   --half-measure-ms 8000 --paced-rate 4000 (a fixed paced point; 0 = none) --offline-messages 10000 --offline-senders 10 --offline-window 100
 //   --transport tcp|ws --both-ways --data DIR (reuse a server data dir + account cache)
 //   --server-cpu-prof DIR (V8 CPU profiles of every server process, written at exit)
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -17,6 +17,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { processTree, rssKiB } from "../load/cpu.ts";
 import { E2E_TEXT_CIPHERTEXT_BYTES } from "../load/generator.ts";
 import { GeneratorPool } from "../load/pool.ts";
 import {
@@ -42,6 +43,7 @@ const { values: args } = parseArgs({
     "warmup-ms": { type: "string", default: "3000" },
     "measure-ms": { type: "string", default: "10000" },
     "half-measure-ms": { type: "string", default: "8000" },
+    "paced-rate": { type: "string", default: "4000" },
     "max-in-flight": { type: "string", default: "10" },
     "offline-messages": { type: "string", default: "10000" },
     "offline-senders": { type: "string", default: "10" },
@@ -63,6 +65,7 @@ const procs = Math.max(num("procs"), Math.ceil((2 * pairs) / MAX_CONNECTIONS_PER
 const warmupMs = num("warmup-ms");
 const measureMs = num("measure-ms");
 const halfMeasureMs = num("half-measure-ms");
+const pacedRate = num("paced-rate");
 const maxInFlight = num("max-in-flight");
 const offlineMessages = num("offline-messages");
 const offlineSenders = num("offline-senders");
@@ -113,7 +116,12 @@ async function main() {
   await pool.all(() => ({ op: "init", url, serverKey: setup.serverKey }));
 
   const plan = planPairs(setup.accounts, pairs, procs, args["both-ways"]);
+  const serverTree = () => processTree(server!.pid);
+  const rssBefore = rssKiB(serverTree());
   const login = await connectPlan(pool, plan);
+  await new Promise((r) => setTimeout(r, 1000)); // let the login garbage go
+  const rssPerConnectionKiB = (rssKiB(serverTree()) - rssBefore) / Math.max(login.connected, 1);
+  log(`server RSS grew ${rssPerConnectionKiB.toFixed(1)} KiB per logged-in idle connection`);
   log(`${login.connected} clients logged in (${login.ik} with IK) in ${(login.ms / 1000).toFixed(1)} s`);
 
   log(
@@ -130,6 +138,18 @@ async function main() {
     measureMs: halfMeasureMs,
   });
 
+  let fixed: OnlineResult | undefined;
+  if (pacedRate > 0) {
+    log(`(b') paced at ${fmtInt(pacedRate)} msg/s, ${halfMeasureMs} ms`);
+    fixed = await runOnline(pool, plan, meters, {
+      mode: "paced",
+      ratePerSec: pacedRate,
+      maxInFlight,
+      warmupMs: Math.min(warmupMs, 1000),
+      measureMs: halfMeasureMs,
+    });
+  }
+
   const offlineAccounts = setup.accounts.slice(2 * pairs, 2 * pairs + offlineSenders + 1);
   const [recipient, ...senders] = offlineAccounts;
   log(`(c) offline: ${fmtInt(offlineMessages)} messages from ${senders.length} senders to an offline user`);
@@ -140,7 +160,16 @@ async function main() {
     window: offlineWindow,
   });
 
-  report({ dataDir, url, setup, login, max, half, offline });
+  report({
+    dataDir,
+    url,
+    setup,
+    login: { ...login, rssPerConnectionKiB },
+    max,
+    half,
+    ...(fixed ? { fixed } : {}),
+    offline,
+  });
 }
 
 function checkOnline(r: OnlineResult): string {
@@ -174,9 +203,10 @@ function report(r: {
   dataDir: string;
   url: string;
   setup: Awaited<ReturnType<typeof prepareAccounts>>;
-  login: Awaited<ReturnType<typeof connectPlan>>;
+  login: Awaited<ReturnType<typeof connectPlan>> & { rssPerConnectionKiB: number };
   max: OnlineResult;
   half: OnlineResult;
+  fixed?: OnlineResult;
   offline: OfflineResult;
 }) {
   const { max, half, offline } = r;
@@ -211,6 +241,7 @@ function report(r: {
   const rows = [
     online(`max load (${max.flows} senders, ${maxInFlight} in flight each)`, max),
     online(`50% of max (paced ${fmtInt(half.targetRate ?? 0)} msg/s)`, half),
+    ...(r.fixed ? [online(`fixed pace (${fmtInt(r.fixed.targetRate ?? 0)} msg/s)`, r.fixed)] : []),
     [
       `offline store: ${fmtInt(store.messages)} msgs, ${offline.senders} senders (acks/s)`,
       fmtInt(store.acksPerSec),
@@ -254,6 +285,7 @@ function report(r: {
   const heavier = [
     ["max load", max.cpu],
     ["50% load", half.cpu],
+    ...(r.fixed ? [["fixed pace", r.fixed.cpu] as const] : []),
     ["offline store", store.cpu],
     ["offline drain", drain.cpu],
   ].filter(([, c]) => (c as CpuPoint).generatorPercent > (c as CpuPoint).serverPercent);
@@ -265,7 +297,8 @@ function report(r: {
   }
   notes.push(
     `Accounts: ${r.setup.registered} registered (${fmtMs(r.setup.ms / 1000)} s), ${r.setup.fromCache} from cache; ` +
-      `${r.login.connected} logins in ${fmtMs(r.login.ms / 1000)} s (${r.login.ik} IK).`,
+      `${r.login.connected} logins in ${fmtMs(r.login.ms / 1000)} s (${r.login.ik} IK, ` +
+      `${fmtInt((r.login.connected / r.login.ms) * 1000)}/s); server RSS +${r.login.rssPerConnectionKiB.toFixed(1)} KiB per idle connection.`,
   );
   for (const n of notes) console.log(`- ${n}`);
 
@@ -284,6 +317,7 @@ function report(r: {
     login: r.login,
     maxLoad: max,
     halfLoad: half,
+    ...(r.fixed ? { fixedPace: r.fixed } : {}),
     offline,
     generatorHeavier: heavier.map(([n]) => n),
   };

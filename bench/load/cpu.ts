@@ -85,3 +85,17 @@ export class CpuMeter {
     return { cpuMs, wallMs, percent: wallMs > 0 ? (cpuMs / wallMs) * 100 : 0 };
   }
 }
+
+/** Resident memory (VmRSS) of the processes, in KiB; exited ones count 0. */
+export function rssKiB(pids: readonly number[]): number {
+  let total = 0;
+  for (const pid of pids) {
+    try {
+      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+      if (m) total += Number(m[1]);
+    } catch {
+      // exited
+    }
+  }
+  return total;
+}

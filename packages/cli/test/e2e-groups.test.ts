@@ -1,8 +1,10 @@
 // Groups end to end (docs/groups.md): real server, real clients with two devices each.
 import assert from "node:assert/strict";
+import { rmSync } from "node:fs";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { type GroupEvent, groupChatId, openClient, type ParleyClient } from "@parley/client";
-import { SqliteStorage } from "@parley/server";
+import { queueShardFileName, ShardedStorage, SqliteStorage } from "@parley/server";
 import { groupDecrypt, SenderKeyRecord, xeddsaSign } from "@parley/signal";
 import {
   decodeStanza,
@@ -11,6 +13,7 @@ import {
   encodeStanza,
   groupChangeSignedBytes,
 } from "@parley/wire";
+import Database from "better-sqlite3";
 import { newUser, startTestServer, tempDir, waitFor } from "./helpers.ts";
 
 type Env = Awaited<ReturnType<typeof startTestServer>>;
@@ -70,6 +73,7 @@ describe("groups", () => {
   after(async () => {
     for (const c of devices([alice, bob, carol, dave])) await c.stop();
     await env.stop();
+    rmSync(env.dataDir, { recursive: true, force: true }); // restarted on the same data: stop() keeps it
   });
 
   it("4 members × 2 devices: create, messages in order on every device, per-member receipts, blue when all read", async () => {
@@ -173,28 +177,35 @@ describe("groups", () => {
     assert.ok(!bodies(carol.phone, g.id).includes("after removal"), "the server did not route it to carol");
 
     // Even with the ciphertext in hand, carol's keys cannot open it: alice rotated her sender key.
-    const storage = new SqliteStorage({ dataDir: env.dataDir });
+    // The queues live in the worker's shard file (docs/architecture.md): read it as an attacker would.
+    const accounts = new SqliteStorage({ dataDir: env.dataDir });
+    const daveId = (await accounts.getAccountByName("dave"))!.id;
+    await accounts.close();
+    const shard = new Database(join(env.dataDir, queueShardFileName(0)), { readonly: true });
+    let body: Uint8Array | undefined;
     try {
-      const daveId = (await storage.getAccountByName("dave"))!.id;
-      const queued = await storage.fetch(daveId, 2, 0, 100);
-      const delivery = queued
-        .map((e) => decodeStanza(e.envelope))
+      const rows = shard
+        .prepare(
+          `SELECT COALESCE(q.envelope, p.data) AS envelope FROM queue q LEFT JOIN payloads p ON p.id = q.payload_id
+           WHERE q.account_id = ? AND q.device_id = 2 ORDER BY q.seq`,
+        )
+        .all(daveId) as { envelope: Buffer }[];
+      const delivery = rows
+        .map((r) => decodeStanza(new Uint8Array(r.envelope)))
         .find((s) => s.kind === "delivery" && s.type === "skmsg" && Buffer.from(s.id).toString("hex") === afterId);
       assert.ok(delivery && delivery.kind === "delivery", "the sender-key message waits in dave's laptop queue");
-      const carolKeys = {
-        loadSenderKey: async (sender: { name: string; deviceId: number }, distributionId: string) => {
-          const bytes = carol.phone.store.getSenderKey(sender, distributionId);
-          return bytes ? SenderKeyRecord.deserialize(bytes) : undefined;
-        },
-        storeSenderKey: async () => {},
-      };
-      await assert.rejects(
-        groupDecrypt(carolKeys, { name: "alice", deviceId: 1 }, delivery.body),
-        /NO_SENDER_KEY|sender key/,
-      );
+      body = delivery.body;
     } finally {
-      await storage.close();
+      shard.close();
     }
+    const carolKeys = {
+      loadSenderKey: async (sender: { name: string; deviceId: number }, distributionId: string) => {
+        const bytes = carol.phone.store.getSenderKey(sender, distributionId);
+        return bytes ? SenderKeyRecord.deserialize(bytes) : undefined;
+      },
+      storeSenderKey: async () => {},
+    };
+    await assert.rejects(groupDecrypt(carolKeys, { name: "alice", deviceId: 1 }, body), /NO_SENDER_KEY|sender key/);
     await dave.laptop.start();
     await waitFor(() => bodies(dave.laptop, g.id).includes("after removal"), 20_000, "dave's laptop catches up");
 
@@ -239,9 +250,12 @@ describe("groups", () => {
     });
     const identity = bob.phone.store.getMeta("identityKeyPair")!;
     const forged = encodeSignedGroupChange(bytes, xeddsaSign(identity.slice(0, 32), groupChangeSignedBytes(bytes)));
-    // Straight into carol's phone queue, as the server would push it.
+    // A malicious server queues it for carol's phone. (The test stops the server and writes the
+    // queue shard as its only writer, then restarts the server on the same ports and data.)
     await carol.phone.stop();
-    const storage = new SqliteStorage({ dataDir: env.dataDir });
+    const ports = { port: env.server.httpPort, tcpPort: env.server.tcpPort };
+    await env.server.close();
+    const storage = new ShardedStorage({ dataDir: env.dataDir, shard: { index: 0, count: 1 } });
     try {
       const carolId = (await storage.getAccountByName("carol"))!.id;
       await storage.enqueue([
@@ -259,11 +273,14 @@ describe("groups", () => {
     } finally {
       await storage.close();
     }
+    env = await startTestServer({ dataDir: env.dataDir, ...ports });
     const rejected = new Promise<Error>((r) => carol.phone.on("error", (e) => r(e.error)));
     await carol.phone.start();
     const err = await rejected;
     assert.match(String((err as Error & { code?: string }).code), /REJECTED_FORBIDDEN/);
     assert.deepEqual(carol.phone.group(g.id), before, "the group is as the admins left it");
+    // Everyone is back on the restarted server before the next test.
+    await Promise.all(devices([alice, bob, carol, dave]).map((c) => c.waitConnected()));
   });
 
   it("a message that arrives before its sender key is buffered, the key requested, then shown", async () => {

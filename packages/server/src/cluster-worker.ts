@@ -2,6 +2,7 @@
 import type { ServerConfig } from "./config.ts";
 import type { MetricSnapshot } from "./metrics.ts";
 import { ClusterWorkerRouter } from "./routing/cluster.ts";
+import { WorkerMesh } from "./routing/mesh.ts";
 import { createLogger } from "./server.ts";
 import { loadOrCreateServerKey } from "./server-key.ts";
 import { startWorker } from "./worker.ts";
@@ -17,13 +18,20 @@ const log = createLogger(config);
 process.on("error", (err: NodeJS.ErrnoException) => {
   if (err.code !== "EPIPE" && err.code !== "ERR_IPC_CHANNEL_CLOSED") log.error({ err }, "worker process error");
 });
+// Which queue shard this worker owns (stable across restarts of this slot) and the mesh it talks on.
+const index = Number(process.env.PARLEY_WORKER_INDEX ?? "0");
+const meshId = process.env.PARLEY_MESH_ID ?? String(process.ppid);
+const mesh = new WorkerMesh(index, config.workers, meshId, log);
+await mesh.listen();
 const pending = new Map<number, (r: { snapshots: MetricSnapshot[][]; workers: number }) => void>();
 let nextReq = 1;
 
 const worker = await startWorker({
   config,
   log,
-  router: new ClusterWorkerRouter(),
+  router: new ClusterWorkerRouter(mesh),
+  shard: { index, count: config.workers },
+  shardLink: mesh,
   serverKey: loadOrCreateServerKey(config.dataDir),
   collectMetrics: () =>
     new Promise((resolve) => {
@@ -52,6 +60,7 @@ const stop = async () => {
   if (stopping) return;
   stopping = true;
   await worker.close().catch((err) => log.error({ err }, "error while stopping"));
+  await mesh.close().catch(() => {});
   process.exit(0);
 };
 process.on("SIGTERM", stop);

@@ -4,5 +4,5 @@ export { Gateway } from "./gateway/gateway.ts";
 export { Metrics } from "./metrics.ts";
 export { createLogger, type ServerHandle, type StartOptions, startServer } from "./server.ts";
 export { loadOrCreateServerKey, SERVER_KEY_FILE } from "./server-key.ts";
-export { SqliteStorage } from "./storage/index.ts";
+export { queueShardFileName, ShardedStorage, SqliteStorage } from "./storage/index.ts";
 export { LogVerifier, type Verifier } from "./verifier.ts";

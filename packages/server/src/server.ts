@@ -4,17 +4,18 @@
 // relays routing events and metrics between them, restarts a worker that dies,
 // and runs the periodic purge of expired queue entries.
 import cluster, { type Worker } from "node:cluster";
+import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import pino, { type Logger } from "pino";
 import { type Clock, systemClock } from "./clock.ts";
 import type { ServerConfig } from "./config.ts";
 import type { MetricSnapshot } from "./metrics.ts";
-import { isRouteBatch, relayBetweenWorkers } from "./routing/cluster.ts";
 import { LocalRouter } from "./routing/local.ts";
 import { loadOrCreateServerKey } from "./server-key.ts";
 import { SqliteStorage } from "./storage/index.ts";
+import { purgeQueueShards, rebalanceQueueShards, ShardedStorage } from "./storage/sharded-storage.ts";
 import type { Verifier } from "./verifier.ts";
-import { startWorker } from "./worker.ts";
+import { MAX_DEVICES_PER_ACCOUNT, startWorker } from "./worker.ts";
 
 export interface ServerHandle {
   httpPort: number;
@@ -43,29 +44,37 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   const log = options.log ?? createLogger(config);
   const clock = options.clock ?? systemClock;
   const serverKey = loadOrCreateServerKey(config.dataDir);
-  // Opening the storage once here runs migrations before any worker races to do it.
-  const storage = new SqliteStorage({ dataDir: config.dataDir, clock, retentionMs: config.retentionDays * 86_400_000 });
-  const purgeNow = async () => {
-    const n = await storage.purgeExpired(clock.now());
-    if (n > 0) log.info({ purged: n }, "purged undelivered messages past retention");
-    return n;
-  };
-  const purge = () =>
-    purgeNow().catch((err) => {
-      log.error({ err }, "purge failed");
-      return 0;
-    });
-  await purge();
-  const purgeTimer = setInterval(purge, PURGE_INTERVAL_MS);
-  purgeTimer.unref();
+  const retentionMs = config.retentionDays * 86_400_000;
+  // Opening the storage once here runs migrations before any worker races to do it, and the queue
+  // shards are brought in line with the worker count (one shard per worker; one in-process).
+  const shards = Math.max(config.workers, 1);
+  const shared = new SqliteStorage({ dataDir: config.dataDir, clock, retentionMs });
+  const moved = await rebalanceQueueShards(config.dataDir, shards);
+  if (moved > 0) log.info({ moved, shards }, "moved queue entries to their shards");
 
   if (config.workers === 0) {
+    await shared.close();
+    const storage = new ShardedStorage({
+      dataDir: config.dataDir,
+      clock,
+      retentionMs,
+      maxDevicesPerAccount: MAX_DEVICES_PER_ACCOUNT,
+      shard: { index: 0, count: 1 },
+    });
+    const purgeNow = async () => {
+      const n = await storage.purgeExpired(clock.now());
+      if (n > 0) log.info({ purged: n }, "purged undelivered messages past retention");
+      return n;
+    };
+    const purgeTimer = startPurging(purgeNow, log);
+    await purgeNow().catch((err) => log.error({ err }, "purge failed"));
     const worker = await startWorker({
       config,
       log,
       router: new LocalRouter(),
       serverKey,
       clock,
+      storage,
       ...(options.verifier ? { verifier: options.verifier } : {}),
     });
     log.info({ http: worker.httpPort, tcp: worker.tcpPort, dataDir: config.dataDir }, "parley server listening");
@@ -81,10 +90,25 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       },
     };
   }
+  // The primary purges the shard files itself (a short write-lock share with each owner, hourly).
+  const purgeNow = async () => {
+    const now = clock.now();
+    const n = (await shared.purgeExpired(now)) + (await purgeQueueShards(config.dataDir, shards, now - retentionMs));
+    if (n > 0) log.info({ purged: n }, "purged undelivered messages past retention");
+    return n;
+  };
+  await purgeNow().catch((err) => log.error({ err }, "purge failed"));
+  const purgeTimer = startPurging(purgeNow, log);
   return startCluster(config, log, serverKey.publicKey, purgeNow, async () => {
     clearInterval(purgeTimer);
-    await storage.close();
+    await shared.close();
   });
+}
+
+function startPurging(purgeNow: () => Promise<number>, log: Logger): NodeJS.Timeout {
+  const timer = setInterval(() => purgeNow().catch((err) => log.error({ err }, "purge failed")), PURGE_INTERVAL_MS);
+  timer.unref();
+  return timer;
 }
 
 // ----------------------------------------------------------------- cluster
@@ -135,7 +159,6 @@ async function startCluster(
   };
 
   const onMessage = (worker: Worker, msg: unknown) => {
-    if (isRouteBatch(msg)) return relayBetweenWorkers(live, msg);
     if (typeof msg !== "object" || msg === null) return;
     if ("parleyMetricsRequest" in msg) {
       const id = nextScrape++;
@@ -158,10 +181,18 @@ async function startCluster(
   };
   cluster.on("message", onMessage);
 
-  const env = { PARLEY_WORKER_CONFIG: JSON.stringify(config) };
-  const fork = () =>
+  // Worker i owns queue shard i; a restarted worker takes over its predecessor's slot. The mesh id
+  // names this cluster's worker-to-worker sockets.
+  const meshId = `${process.pid}-${randomBytes(4).toString("hex")}`;
+  const slotOf = new Map<number, number>(); // cluster worker id → slot
+  const fork = (slot: number) =>
     new Promise<ReadyMessage["parleyReady"]>((resolve, reject) => {
-      const w = cluster.fork(env);
+      const w = cluster.fork({
+        PARLEY_WORKER_CONFIG: JSON.stringify(config),
+        PARLEY_WORKER_INDEX: String(slot),
+        PARLEY_MESH_ID: meshId,
+      });
+      slotOf.set(w.id, slot);
       const onReady = (msg: unknown) => {
         if (typeof msg === "object" && msg !== null && "parleyReady" in msg) {
           w.off("message", onReady);
@@ -175,10 +206,12 @@ async function startCluster(
   cluster.on("exit", (worker, code, signal) => {
     if (shuttingDown) return;
     log.error({ worker: worker.process.pid, code, signal }, "worker died; starting a new one");
-    fork().catch((err) => log.error({ err }, "could not restart worker"));
+    const slot = slotOf.get(worker.id) ?? 0;
+    slotOf.delete(worker.id);
+    fork(slot).catch((err) => log.error({ err }, "could not restart worker"));
   });
 
-  const ready = await Promise.all(Array.from({ length: config.workers }, fork));
+  const ready = await Promise.all(Array.from({ length: config.workers }, (_, slot) => fork(slot)));
   const { httpPort, tcpPort } = ready[0]!;
   log.info(
     { http: httpPort, tcp: tcpPort, workers: config.workers, dataDir: config.dataDir },

@@ -14,7 +14,7 @@ import { createMediaService, isMediaPath } from "./media/index.ts";
 import { type MetricSnapshot, Metrics, mergeSnapshots, renderPrometheus } from "./metrics.ts";
 import type { Router } from "./routing/types.ts";
 import type { ServerKeyPair } from "./server-key.ts";
-import { SqliteStorage } from "./storage/index.ts";
+import { ShardedStorage, type ShardLink } from "./storage/sharded-storage.ts";
 import { LogVerifier, type Verifier } from "./verifier.ts";
 
 /** A primary and up to 4 linked companions, as WhatsApp allows. */
@@ -27,6 +27,14 @@ export interface WorkerDeps {
   serverKey: ServerKeyPair;
   clock?: Clock;
   verifier?: Verifier;
+  /**
+   * The storage to serve from (kept open by close()); default: a ShardedStorage on config.dataDir
+   * for `shard` (default: the only shard), closed with the worker.
+   */
+  storage?: ShardedStorage;
+  /** This worker's queue shard among `count` workers; several shards need `shardLink`. */
+  shard?: { index: number; count: number };
+  shardLink?: ShardLink;
   /** Metrics of every worker (the cluster asks the primary); default: this worker's only. */
   collectMetrics?: () => Promise<{ snapshots: MetricSnapshot[][]; workers: number }>;
 }
@@ -54,12 +62,17 @@ export async function startWorker(deps: WorkerDeps): Promise<WorkerHandle> {
   const { config, log } = deps;
   const clock = deps.clock ?? systemClock;
   const metrics = new Metrics();
-  const storage = new SqliteStorage({
-    dataDir: config.dataDir,
-    clock,
-    retentionMs: config.retentionDays * 24 * 3600 * 1000,
-    maxDevicesPerAccount: MAX_DEVICES_PER_ACCOUNT,
-  });
+  const ownsStorage = deps.storage === undefined;
+  const storage =
+    deps.storage ??
+    new ShardedStorage({
+      dataDir: config.dataDir,
+      clock,
+      retentionMs: config.retentionDays * 24 * 3600 * 1000,
+      maxDevicesPerAccount: MAX_DEVICES_PER_ACCOUNT,
+      shard: deps.shard ?? { index: 0, count: 1 },
+      ...(deps.shardLink ? { link: deps.shardLink } : {}),
+    });
   const gateway = new Gateway({
     storage,
     router: deps.router,
@@ -93,7 +106,7 @@ export async function startWorker(deps: WorkerDeps): Promise<WorkerHandle> {
       collect()
         .then(async ({ snapshots, workers }) => {
           const merged = mergeSnapshots(snapshots);
-          // Queue depth is global (one database), so it is sampled here once, not summed over workers.
+          // Queue depth is global (this worker reads every shard's file), so it is sampled here once, not summed.
           const depth = merged.find((m) => m.name === metrics.queueDepth.name);
           if (depth) depth.values = [await storage.totalDepth()];
           res.writeHead(200, { "content-type": "text/plain; version=0.0.4" });
@@ -131,7 +144,7 @@ export async function startWorker(deps: WorkerDeps): Promise<WorkerHandle> {
       http.closeAllConnections();
       await closed;
       await deps.router.close();
-      await storage.close();
+      if (ownsStorage) await storage.close();
     },
   };
 }

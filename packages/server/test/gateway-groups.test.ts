@@ -16,6 +16,7 @@ import {
   type Stanza,
 } from "@parley/wire";
 import Database from "better-sqlite3";
+import { queueShardFileName } from "../src/storage/index.ts";
 import {
   hex,
   type IqError,
@@ -160,7 +161,7 @@ describe("groups on the server", () => {
     assert.deepEqual(got.from, { user: "alice", device: 1 });
     assert.deepEqual(got.body, new Uint8Array(skmsg));
     // Carol is offline: her entry waits, referencing the one stored payload.
-    const db = new Database(join(env.dataDir, "parley.db"), { readonly: true });
+    const db = new Database(join(env.dataDir, queueShardFileName(0)), { readonly: true }); // the worker's queue shard
     try {
       const rows = db
         .prepare("SELECT payload_id, COUNT(*) AS n FROM queue WHERE payload_id IS NOT NULL GROUP BY payload_id")

@@ -11,6 +11,7 @@ import {
   CloseCode,
   type Connection,
   decodeClientHello,
+  decodeStanza,
   encodeServerHello,
   encodeStanza,
   LoginRejectedError,
@@ -182,9 +183,23 @@ export class Gateway {
 
   private onRouteEvent(e: RouteEvent): void {
     switch (e.type) {
-      case "wake":
-        this.byDevice.get(deviceKey(e.user, e.device))?.wake();
+      case "wake": {
+        const session = this.byDevice.get(deviceKey(e.user, e.device));
+        if (!session) break;
+        if (e.entry) session.deliverEnvelope(e.entry.seq, e.entry.envelope, e.entry.createdAt);
+        else session.wake();
         break;
+      }
+      case "wake-shared": {
+        let stanza: Stanza | undefined;
+        for (const t of e.targets) {
+          const session = this.byDevice.get(deviceKey(t.user, t.device));
+          if (!session) continue;
+          stanza ??= decodeStanza(e.envelope); // only the server writes envelopes
+          session.deliver(t.seq, stanza, e.createdAt);
+        }
+        break;
+      }
       case "link":
         this.links.onEvent(e);
         break;
@@ -289,9 +304,21 @@ export class Gateway {
         return;
       }
       if (woken.has(k)) return;
-      woken.add(k);
-      if (local) local.wake();
-      else this.router.publish({ type: "wake", user, device: it.deviceId });
+      if (local) {
+        woken.add(k);
+        local.wake();
+      } else if (stanzas?.[i]) {
+        // The entry travels with the wake (one per entry), so the holder can push it from memory.
+        this.router.publish({
+          type: "wake",
+          user,
+          device: it.deviceId,
+          entry: { seq: seqs[i]!, createdAt, envelope: it.envelope },
+        });
+      } else {
+        woken.add(k);
+        this.router.publish({ type: "wake", user, device: it.deviceId });
+      }
     });
     return seqs;
   }
@@ -309,13 +336,16 @@ export class Gateway {
     const seqs = await this.storage.enqueueShared(payload, recipients);
     this.metrics.envelopesQueued.inc(recipients.length);
     const createdAt = this.clock.now();
+    const remote: { user: string; device: number; seq: number }[] = [];
     recipients.forEach((r, i) => {
       const user = names.get(r.accountId);
       if (user === undefined) return;
       const local = this.byDevice.get(deviceKey(user, r.deviceId));
       if (local) local.deliver(seqs[i]!, stanza, createdAt);
-      else this.router.publish({ type: "wake", user, device: r.deviceId });
+      else remote.push({ user, device: r.deviceId, seq: seqs[i]! });
     });
+    // One event for all the devices this worker does not hold, carrying the payload once.
+    if (remote.length > 0) this.router.publish({ type: "wake-shared", targets: remote, createdAt, envelope: payload });
     return seqs;
   }
 

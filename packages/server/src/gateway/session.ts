@@ -39,7 +39,11 @@ export class ClientSession {
   readonly id = randomUUID();
   /** Set once logged in as a device (at login, or after registering on this connection). */
   account: Account | undefined;
-  deviceRecord: Device | undefined;
+  /**
+   * What the session needs of its device (the login's full record also holds the prekeys, ~2 KiB of
+   * buffers that an idle connection should not keep).
+   */
+  deviceRecord: Pick<Device, "accountId" | "deviceId" | "identityKey"> | undefined;
   /** Name verified during registration on this connection. */
   verifiedName: string | undefined;
   private readonly passive: boolean;
@@ -65,8 +69,9 @@ export class ClientSession {
   private pendingSends = 0;
 
   private readonly stanzaBucket = new TokenBucket(5_000, 2_500);
-  private readonly typingBucket = new TokenBucket(10, 2);
-  private readonly iqBucket = new TokenBucket(200, 50);
+  // Created on first use: most connections never type or send requests after login.
+  private typingBucket: TokenBucket | undefined;
+  private iqBucket: TokenBucket | undefined;
 
   constructor(
     readonly gateway: Gateway,
@@ -75,7 +80,8 @@ export class ClientSession {
   ) {
     if (context.mode === "device") {
       this.account = context.account;
-      this.deviceRecord = context.device;
+      const { accountId, deviceId, identityKey } = context.device;
+      this.deviceRecord = { accountId, deviceId, identityKey: identityKey.slice() };
       this.passive = context.passive;
     } else {
       this.passive = false;
@@ -179,6 +185,7 @@ export class ClientSession {
         this.onChatState(stanza);
         return;
       case "iq":
+        this.iqBucket ??= new TokenBucket(200, 50);
         if (!this.iqBucket.take()) {
           this.abuse(CloseCode.RATE_LIMITED, "rate limited: too many requests");
           return;
@@ -370,6 +377,19 @@ export class ClientSession {
       return;
     }
     this.pushStanza(seq, stanza, createdAt);
+  }
+
+  /** deliver() for an entry committed by another worker, as its envelope bytes. */
+  deliverEnvelope(seq: number, envelope: Uint8Array, createdAt: number): void {
+    if (this.closed || this.passive || this.account === undefined) return;
+    let stanza: Stanza;
+    try {
+      stanza = decodeStanza(envelope);
+    } catch {
+      this.wake(); // only the server writes envelopes; read it from the queue instead
+      return;
+    }
+    this.deliver(seq, stanza, createdAt);
   }
 
   /** Pushes queued entries, oldest first, keeping at most `deliveryWindow` unacknowledged. */
@@ -587,6 +607,7 @@ export class ClientSession {
       this.abuse(CloseCode.PROTOCOL_VIOLATION, "chat state without a recipient");
       return;
     }
+    this.typingBucket ??= new TokenBucket(10, 2);
     if (!this.typingBucket.take()) return; // typing storms are dropped, never queued
     if (c.to === this.user) return;
     this.gateway.publishEphemeral(c.to, { kind: "chatstate", state: c.state, from: this.user! });
@@ -594,6 +615,7 @@ export class ClientSession {
 
   /** Typing in a group: to members' online devices only, bounded per sender and per group. */
   private async onGroupChatState(c: ChatStateStanza): Promise<void> {
+    this.typingBucket ??= new TokenBucket(10, 2);
     if (!this.typingBucket.take()) return;
     const group = await this.gateway.groups.get(c.group!);
     if (!group?.memberIds.has(this.account!.id)) return;

@@ -7,8 +7,21 @@
 // IPC through the primary (cluster.ts), and later NATS between machines.
 
 export type RouteEvent =
-  /** New entries in a device's queue: the worker holding that device pushes them. */
-  | { type: "wake"; user: string; device: number }
+  /**
+   * New entries in a device's queue: the worker holding that device pushes them. With `entry`, the
+   * committed entry itself travels along, so a caught-up connection gets it without reading the queue.
+   */
+  | { type: "wake"; user: string; device: number; entry?: { seq: number; createdAt: number; envelope: Uint8Array } }
+  /**
+   * One shared entry (group message or notification) committed for many devices: the payload travels
+   * once, with each target's seq; workers push it to the targets they hold.
+   */
+  | {
+      type: "wake-shared";
+      targets: { user: string; device: number; seq: number }[];
+      createdAt: number;
+      envelope: Uint8Array;
+    }
   /** A device logged in on `owner`: every other worker closes its older connection for it. */
   | { type: "claim"; user: string; device: number; owner: string }
   /** An ephemeral stanza (typing, presence update) for all online devices of `user`; never stored. */

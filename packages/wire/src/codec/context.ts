@@ -31,8 +31,10 @@ export class WireContext {
       throw new RangeError("WireContext capacity must be an integer in 1..8192");
     }
     this.capacity = capacity;
-    this.outSlots = new Array(capacity);
-    this.inSlots = new Array(capacity);
+    // Grown by appending as names arrive (slots are taken in order), not preallocated: an idle
+    // connection's context costs a few hundred bytes instead of two 1,024-slot arrays (16 KiB).
+    this.outSlots = [];
+    this.inSlots = [];
   }
 
   /** Encoder: slot of an already-sent name, or undefined. */

@@ -1,10 +1,18 @@
 import { type FileHandle, open, stat } from "node:fs/promises";
 import type Database from "better-sqlite3";
+import { record, timing } from "../../debug-timing.ts";
+import { StorageError } from "../errors.ts";
 
 interface PendingWrite {
   work: () => unknown;
   /** Must survive power loss once resolved (fsync). False for writes whose loss is harmless. */
   durable: boolean;
+  /**
+   * True: the write runs in its own savepoint, so its failure rolls back only its own changes.
+   * False (cheaper: a savepoint costs about as much as a small insert): the write promises to throw a
+   * StorageError only before it changes anything; any other error rolls back and fails the whole batch.
+   */
+  isolated: boolean;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
 }
@@ -50,6 +58,12 @@ export class GroupCommitter {
     db: Database.Database,
     private readonly mapError: (error: unknown) => unknown,
     private readonly walFile?: string,
+    /**
+     * Default true: stat the WAL before every fsync, in case SQLite replaced it (another process's
+     * connection was the last to close it). False when this connection stays open for as long as
+     * the committer: SQLite deletes a WAL only when its last connection closes.
+     */
+    private readonly followWalInode = true,
   ) {
     const full = db.prepare("PRAGMA synchronous = FULL");
     const normal = db.prepare("PRAGMA synchronous = NORMAL");
@@ -62,6 +76,17 @@ export class GroupCommitter {
     const one = db.transaction((write: PendingWrite) => write.work());
     const batch = db.transaction((writes: PendingWrite[]) =>
       writes.map((write): unknown => {
+        if (!write.isolated) {
+          try {
+            return { ok: true, value: write.work() };
+          } catch (error) {
+            // A StorageError is a failed check, thrown before any change: it fails alone. Anything
+            // else (an SQLite error mid-write) leaves the batch untrustworthy: rethrowing rolls the
+            // whole transaction back and fails every write of it.
+            if (error instanceof StorageError) return { ok: false, error };
+            throw error;
+          }
+        }
         try {
           return { ok: true, value: one(write) };
         } catch (error) {
@@ -73,9 +98,17 @@ export class GroupCommitter {
   }
 
   /** Queues `work` for the current turn's transaction; resolves with its result after the commit. */
-  write<T>(work: () => T, durable = true): Promise<T> {
+  write<T>(work: () => T, durable = true, isolated = true): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.pending.push({ work, durable, resolve: resolve as (value: unknown) => void, reject });
+      if (timing) {
+        const t0 = performance.now();
+        const done = resolve;
+        resolve = ((v: T) => {
+          record(durable ? "write-durable" : "write-nondurable", performance.now() - t0);
+          done(v);
+        }) as typeof resolve;
+      }
+      this.pending.push({ work, durable, isolated, resolve: resolve as (value: unknown) => void, reject });
       if (!this.scheduled) {
         this.scheduled = true;
         setImmediate(() => this.flush());
@@ -85,6 +118,16 @@ export class GroupCommitter {
 
   /** Runs and commits everything queued so far (also called by close()). */
   flush(): void {
+    const t0 = performance.now();
+    const n = this.pending.length;
+    this.flushInner();
+    if (timing && n > 0) {
+      record("commit-batch-ms", performance.now() - t0);
+      record("commit-batch-size", n);
+    }
+  }
+
+  private flushInner(): void {
     this.scheduled = false;
     const writes = this.pending;
     if (writes.length === 0) return;
@@ -102,20 +145,24 @@ export class GroupCommitter {
       for (const write of writes) write.reject(mapped);
       return;
     }
-    const settle = (syncError?: unknown) =>
+    const settle = (which: "all" | "durable" | "non-durable", syncError?: unknown) =>
       writes.forEach((write, i) => {
+        if (which === "durable" && !write.durable) return;
+        if (which === "non-durable" && write.durable) return;
         const outcome = outcomes[i] as { ok: true; value: unknown } | { ok: false; error: unknown };
         if (!outcome.ok) write.reject(this.mapError(outcome.error));
         else if (syncError !== undefined && write.durable) write.reject(this.mapError(syncError));
         else write.resolve(outcome.value);
       });
     if (!durable || this.walFile === undefined) {
-      settle();
+      settle("all");
       return;
     }
+    // Non-durable writes (acks, receipts) are committed now: they need not wait for the batch's fsync.
+    settle("non-durable");
     this.syncWal().then(
-      () => settle(),
-      (error) => settle(error),
+      () => settle("durable"),
+      (error) => settle("durable", error),
     );
   }
 
@@ -142,14 +189,28 @@ export class GroupCommitter {
   }
 
   private async fsyncWal(): Promise<void> {
+    const t0 = performance.now();
+    try {
+      await this.fsyncWalInner();
+    } finally {
+      if (timing) record("fsync", performance.now() - t0);
+    }
+  }
+
+  private async fsyncWalInner(): Promise<void> {
     const file = this.walFile!;
+    if (this.wal && !this.followWalInode) {
+      await this.wal.handle.datasync();
+      return;
+    }
     // SQLite may delete and recreate the WAL (e.g. when the last other connection closes): follow the inode.
     const ino = (await stat(file)).ino;
     if (this.wal?.ino !== ino) {
       await this.wal?.handle.close().catch(() => {});
       this.wal = { handle: await open(file, "r"), ino };
     }
-    await this.wal.handle.sync();
+    // fdatasync: the WAL's data (and its size, if it grew); no journal commit for timestamps.
+    await this.wal.handle.datasync();
   }
 
   /** Waits for any fsync in flight and releases the WAL handle. */

@@ -189,7 +189,7 @@ function sqliteCode(error: unknown): string | undefined {
  * Translates driver errors to StorageError. Constraint violations that reach here are races the
  * explicit checks could not see (another process inserted the same name between check and insert).
  */
-function mapSqliteError(error: unknown): unknown {
+export function mapSqliteError(error: unknown): unknown {
   if (error instanceof StorageError) return error;
   const code = sqliteCode(error);
   if (code === undefined) return error;
@@ -860,6 +860,17 @@ export class SqliteStorage implements ServerStorage {
     }
     await this.write(() => this.sql.purgePendingRegistrations.run(now));
     return total;
+  }
+
+  /**
+   * Throws NOT_FOUND unless every target device exists (read now, outside any queued write). The
+   * queue shards (./queue-shard.ts) keep no foreign key to the devices table and check with this.
+   */
+  requireDevicesNow(targets: readonly { accountId: AccountId; deviceId: DeviceId }[]): void {
+    this.ensureOpen();
+    for (const t of targets) {
+      if (this.sql.deviceExists.get(t.accountId, t.deviceId) === undefined) throw notFound("device");
+    }
   }
 
   /** Group-commit counters: `batches` transactions carried `writes` write calls. */

@@ -58,6 +58,7 @@ const SQL = {
   getDevice: s(`SELECT ${deviceColumns} FROM devices WHERE account_id = ? AND device_id = ?`),
   getDeviceByNoiseKey: s(`SELECT ${deviceColumns} FROM devices WHERE noise_static_key = ?`),
   listDevices: s(`SELECT ${deviceColumns} FROM devices WHERE account_id = ? ORDER BY device_id`),
+  deviceExists: s("SELECT 1 FROM devices WHERE account_id = ? AND device_id = ?"),
   countDevices: s("SELECT COUNT(*) AS n FROM devices WHERE account_id = ?"),
   deleteDevice: s("DELETE FROM devices WHERE account_id = ? AND device_id = ?"),
   touchDevice: s("UPDATE devices SET last_seen_at = ? WHERE account_id = ? AND device_id = ?"),

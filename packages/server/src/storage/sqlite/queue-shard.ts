@@ -1,0 +1,371 @@
+// One shard of the device queues: its own SQLite file (`queue-<index>.db` in the data directory),
+// written by exactly one process (the worker that owns the shard), read by any.
+//
+// Why a file per shard: SQLite has one write lock per file. Workers sharing one file serialize
+// their commits on it, and a waiting writer sleeps in SQLite's busy handler with its event loop
+// blocked. With one writer per file, every commit is uncontended and the event loop never sleeps.
+//
+// Seqs are assigned here, not by SQLite: seq = counter * SHARD_STRIDE + shard index. They are
+// unique across all shards (entries can move between shards when the worker count changes), strictly
+// increasing per device (one writer assigns them in commit order), and never reused (the counter is
+// persisted in the same transaction as the entries).
+import { existsSync } from "node:fs";
+import Database from "better-sqlite3";
+import { StorageError } from "../errors.ts";
+import type { AccountId, AckedEntry, DeviceId, EnqueueItem, QueueEntry, QueueRecipient, QueueSeq } from "../types.ts";
+import { Checkpointer } from "./checkpointer.ts";
+import { GroupCommitter } from "./group-commit.ts";
+
+/** Seqs of shard i are ≡ i (mod SHARD_STRIDE); more than the largest worker count (64). */
+export const SHARD_STRIDE = 128;
+
+export const queueShardFileName = (index: number) => `queue-${index}.db`;
+
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS shard_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+  -- A ciphertext shared by many entries of this shard (group messages) is stored once; refs counts
+  -- the entries pointing at it and the trigger drops it with the last one.
+  CREATE TABLE IF NOT EXISTS payloads (id INTEGER PRIMARY KEY, data BLOB NOT NULL, refs INTEGER NOT NULL);
+  CREATE TABLE IF NOT EXISTS queue (
+    seq INTEGER PRIMARY KEY,
+    account_id TEXT NOT NULL,
+    device_id INTEGER NOT NULL,
+    envelope BLOB,
+    payload_id INTEGER,
+    sender_account_id TEXT,
+    sender_device_id INTEGER,
+    message_id TEXT,
+    created_at INTEGER NOT NULL,
+    CHECK ((envelope IS NULL) <> (payload_id IS NULL))
+  );
+  CREATE INDEX IF NOT EXISTS queue_by_device ON queue (account_id, device_id, seq);
+
+  CREATE TRIGGER IF NOT EXISTS queue_release_payload AFTER DELETE ON queue
+  WHEN old.payload_id IS NOT NULL
+  BEGIN
+    UPDATE payloads SET refs = refs - 1 WHERE id = old.payload_id;
+    DELETE FROM payloads WHERE id = old.payload_id AND refs <= 0;
+  END;
+`;
+
+interface QueueRow {
+  seq: number;
+  account_id: string;
+  device_id: number;
+  envelope: Buffer;
+  sender_account_id: string | null;
+  sender_device_id: number | null;
+  message_id: string | null;
+  created_at: number;
+}
+
+interface AckRow {
+  seq: number;
+  sender_account_id: string | null;
+  sender_device_id: number | null;
+  message_id: string | null;
+  shared: number;
+}
+
+/** A row as it leaves a shard when entries move to another one (payloads inlined). */
+export interface MovedRow {
+  account_id: string;
+  device_id: number;
+  envelope: Buffer;
+  sender_account_id: string | null;
+  sender_device_id: number | null;
+  message_id: string | null;
+  created_at: number;
+}
+
+const bytes = (b: Buffer) => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+
+function toEntry(row: QueueRow): QueueEntry {
+  return {
+    seq: row.seq,
+    accountId: row.account_id,
+    deviceId: row.device_id,
+    envelope: bytes(row.envelope),
+    senderAccountId: row.sender_account_id,
+    senderDeviceId: row.sender_device_id,
+    messageId: row.message_id,
+    createdAt: row.created_at,
+  };
+}
+
+export interface QueueShardOptions {
+  file: string;
+  index: number;
+  /** Read-only handle on another process's shard (fetch / depth); never writes. */
+  readonly?: boolean;
+  /** fsync the WAL off the event loop (default true; see GroupCommitter). */
+  walSync?: boolean;
+  mapError: (error: unknown) => unknown;
+  /** Checkpoint from a worker thread instead of inside commits (the shard's owner). */
+  checkpointThread?: boolean;
+}
+
+export class QueueShard {
+  readonly file: string;
+  readonly index: number;
+  private readonly db: Database.Database;
+  private readonly committer: GroupCommitter | undefined;
+  private readonly checkpointer: Checkpointer | undefined;
+  private counter = 0;
+  private readonly stmt: Record<string, Database.Statement>;
+  private readonly mapError: (error: unknown) => unknown;
+
+  constructor(options: QueueShardOptions) {
+    this.file = options.file;
+    this.index = options.index;
+    this.mapError = options.mapError;
+    if (options.readonly) {
+      // The owner creates the file; until it exists there is nothing to read.
+      if (!existsSync(options.file))
+        throw new StorageError("NOT_FOUND", `queue shard ${options.index} not created yet`);
+      this.db = new Database(options.file, { readonly: true, fileMustExist: true, timeout: 5000 });
+    } else {
+      this.db = new Database(options.file, { timeout: 5000 });
+      this.db.pragma("journal_mode = WAL");
+      this.db.pragma("synchronous = FULL");
+      this.db.pragma(`journal_size_limit = ${64 * 1024 * 1024}`);
+      this.db.exec(SCHEMA);
+    }
+    const prepare = (sql: string) => this.db.prepare(sql);
+    this.stmt = {
+      fetch: prepare(
+        `SELECT q.seq, q.account_id, q.device_id, COALESCE(q.envelope, p.data) AS envelope,
+           q.sender_account_id, q.sender_device_id, q.message_id, q.created_at
+         FROM queue q LEFT JOIN payloads p ON p.id = q.payload_id
+         WHERE q.account_id = ? AND q.device_id = ? AND q.seq > ? ORDER BY q.seq LIMIT ?`,
+      ),
+      depth: prepare("SELECT COUNT(*) AS n FROM queue WHERE account_id = ? AND device_id = ?"),
+      total: prepare("SELECT COUNT(*) AS n FROM queue"),
+      ...(options.readonly
+        ? {}
+        : {
+            insert: prepare(
+              `INSERT INTO queue (seq, account_id, device_id, envelope, payload_id, sender_account_id,
+                 sender_device_id, message_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+            ),
+            insertPayload: prepare("INSERT INTO payloads (data, refs) VALUES (?, ?) RETURNING id"),
+            saveCounter: prepare(
+              "INSERT INTO shard_meta (key, value) VALUES ('counter', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            ),
+            ack: prepare(
+              `DELETE FROM queue WHERE account_id = ? AND device_id = ? AND seq = ?
+                 RETURNING seq, sender_account_id, sender_device_id, message_id, payload_id IS NOT NULL AS shared`,
+            ),
+            dropDevice: prepare("DELETE FROM queue WHERE account_id = ? AND device_id = ?"),
+            dropAccount: prepare("DELETE FROM queue WHERE account_id = ?"),
+            purgeChunk: prepare(
+              // No index on created_at (it would cost every insert and delete): the hourly purge scans in seq
+              // order, which is nearly creation order, and stops after a chunk.
+              "DELETE FROM queue WHERE seq IN (SELECT seq FROM queue WHERE created_at < ? ORDER BY seq LIMIT ?)",
+            ),
+            takeChunk: prepare(
+              `SELECT q.seq, q.account_id, q.device_id, COALESCE(q.envelope, p.data) AS envelope,
+                 q.sender_account_id, q.sender_device_id, q.message_id, q.created_at
+               FROM queue q LEFT JOIN payloads p ON p.id = q.payload_id WHERE q.seq > ? ORDER BY q.seq LIMIT ?`,
+            ),
+            deleteSeq: prepare("DELETE FROM queue WHERE seq = ?"),
+          }),
+    };
+    if (!options.readonly) {
+      const saved = (
+        this.db.prepare("SELECT value FROM shard_meta WHERE key = 'counter'").get() as { value: number } | undefined
+      )?.value;
+      const maxSeq = (this.db.prepare("SELECT MAX(seq) AS m FROM queue").get() as { m: number | null }).m ?? 0;
+      this.counter = Math.max(saved ?? 0, Math.floor(maxSeq / SHARD_STRIDE) + 1);
+      this.committer = new GroupCommitter(
+        this.db,
+        this.mapError,
+        options.walSync === false ? undefined : `${this.file}-wal`,
+        false, // this connection outlives the committer, so the WAL file stays the same
+      );
+      if (options.checkpointThread) {
+        this.db.pragma("wal_autocheckpoint = 0");
+        this.checkpointer = new Checkpointer(this.file);
+      }
+    }
+  }
+
+  private get writer(): GroupCommitter {
+    if (!this.committer) throw new StorageError("INTERNAL", `queue shard ${this.index} is open read-only`);
+    return this.committer;
+  }
+
+  private nextSeq(): number {
+    return ++this.counter * SHARD_STRIDE + this.index;
+  }
+
+  /**
+   * Appends entries; `check` runs inside the transaction, right before the rows go in (the device
+   * existence check against the accounts database).
+   */
+  enqueue(items: readonly EnqueueItem[], now: number, check: () => void): Promise<QueueSeq[]> {
+    const durable = items.some((item) => item.durable !== false);
+    return this.writer.write(
+      () => {
+        check();
+        const seqs = items.map((item) => {
+          const seq = this.nextSeq();
+          this.stmt.insert!.run(
+            seq,
+            item.accountId,
+            item.deviceId,
+            item.envelope,
+            null,
+            item.senderAccountId ?? null,
+            item.senderDeviceId ?? null,
+            item.messageId ?? null,
+            now,
+          );
+          return seq;
+        });
+        this.stmt.saveCounter!.run(this.counter);
+        return seqs;
+      },
+      durable,
+      false,
+    );
+  }
+
+  enqueueShared(payload: Uint8Array, recipients: readonly QueueRecipient[], now: number, check: () => void) {
+    return this.writer.write(
+      () => {
+        check();
+        const payloadId = (this.stmt.insertPayload!.get(payload, recipients.length) as { id: number }).id;
+        const seqs = recipients.map((r) => {
+          const seq = this.nextSeq();
+          this.stmt.insert!.run(
+            seq,
+            r.accountId,
+            r.deviceId,
+            null,
+            payloadId,
+            r.senderAccountId ?? null,
+            r.senderDeviceId ?? null,
+            r.messageId ?? null,
+            now,
+          );
+          return seq;
+        });
+        this.stmt.saveCounter!.run(this.counter);
+        return seqs;
+      },
+      true,
+      false,
+    );
+  }
+
+  /** Not fsynced on its own: a lost ack only redelivers an entry, which devices dedupe. */
+  ack(accountId: AccountId, deviceId: DeviceId, seqs: readonly QueueSeq[]): Promise<AckedEntry[]> {
+    return this.writer.write(
+      () => {
+        const acked: AckedEntry[] = [];
+        for (const seq of seqs) {
+          const row = this.stmt.ack!.get(accountId, deviceId, seq) as AckRow | undefined;
+          if (row !== undefined) {
+            acked.push({
+              seq: row.seq,
+              senderAccountId: row.sender_account_id,
+              senderDeviceId: row.sender_device_id,
+              messageId: row.message_id,
+              shared: row.shared === 1,
+            });
+          }
+        }
+        return acked;
+      },
+      false,
+      false,
+    );
+  }
+
+  /** Deletes a device's queue (deviceId given) or every queue of an account. */
+  drop(accountId: AccountId, deviceId?: DeviceId): Promise<void> {
+    return this.writer.write(() => {
+      if (deviceId === undefined) this.stmt.dropAccount!.run(accountId);
+      else this.stmt.dropDevice!.run(accountId, deviceId);
+    });
+  }
+
+  fetch(accountId: AccountId, deviceId: DeviceId, afterSeq: QueueSeq, limit: number): QueueEntry[] {
+    return (this.stmt.fetch!.all(accountId, deviceId, afterSeq, limit) as QueueRow[]).map(toEntry);
+  }
+
+  depth(accountId: AccountId, deviceId: DeviceId): number {
+    return (this.stmt.depth!.get(accountId, deviceId) as { n: number }).n;
+  }
+
+  total(): number {
+    return (this.stmt.total!.get() as { n: number }).n;
+  }
+
+  /** Deletes entries created before `cutoff`, in chunks; returns how many. */
+  async purge(cutoff: number, chunk: number): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const deleted = await this.writer.write(() => this.stmt.purgeChunk!.run(cutoff, chunk).changes);
+      total += deleted;
+      if (deleted < chunk) return total;
+    }
+  }
+
+  /**
+   * Moves every entry that `keep` rejects to other shards (rebalancing after the worker count
+   * changed): `put` must have stored them durably before they are deleted here. Synchronous;
+   * runs at start-up, before any worker serves.
+   */
+  moveOut(keep: (accountId: AccountId) => boolean, put: (rows: MovedRow[]) => void): number {
+    let after = -1;
+    let moved = 0;
+    for (;;) {
+      const rows = this.stmt.takeChunk!.all(after, 5_000) as QueueRow[];
+      if (rows.length === 0) return moved;
+      after = rows[rows.length - 1]!.seq;
+      const leaving = rows.filter((r) => !keep(r.account_id));
+      if (leaving.length === 0) continue;
+      put(leaving);
+      this.db.transaction(() => {
+        for (const r of leaving) this.stmt.deleteSeq!.run(r.seq);
+      })();
+      moved += leaving.length;
+    }
+  }
+
+  /** Appends moved rows with fresh seqs, in the order given (their per-device order is kept). Synchronous, durable. */
+  putMoved(rows: readonly MovedRow[]): void {
+    this.db.transaction(() => {
+      for (const r of rows) {
+        this.stmt.insert!.run(
+          this.nextSeq(),
+          r.account_id,
+          r.device_id,
+          r.envelope,
+          null,
+          r.sender_account_id,
+          r.sender_device_id,
+          r.message_id,
+          r.created_at,
+        );
+      }
+      this.stmt.saveCounter!.run(this.counter);
+    })();
+  }
+
+  get commitStats(): { batches: number; writes: number } {
+    return this.committer?.stats ?? { batches: 0, writes: 0 };
+  }
+
+  /** Flushes pending writes (and their fsync) and closes the file. */
+  async close(): Promise<void> {
+    if (this.committer) {
+      this.committer.flush();
+      await this.committer.close();
+    }
+    this.db.close();
+    await this.checkpointer?.close();
+  }
+}
