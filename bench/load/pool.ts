@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import { LoadError } from "./connection.ts";
 import type { Command, Reply, Request } from "./protocol.ts";
 
-const ENTRY = fileURLToPath(new URL("./generator-process.ts", import.meta.url));
+export const ENTRY = fileURLToPath(new URL("./generator-process.ts", import.meta.url));
 
 class GeneratorProcess {
   private nextId = 1;
@@ -52,13 +52,14 @@ export class GeneratorPool {
   private constructor(private readonly procs: GeneratorProcess[]) {}
 
   /** Forks `count` generator processes (TypeScript through tsx, workspace packages from src/). */
-  static async start(count: number, url: string, serverKey?: string): Promise<GeneratorPool> {
+  static async start(count: number, url: string, serverKey?: string, bundle?: string): Promise<GeneratorPool> {
+    // `bundle`: an esbuild bundle of generator-process.ts run on plain node (see bundle.ts)
     const procs = Array.from(
       { length: count },
       () =>
         new GeneratorProcess(
-          fork(ENTRY, [], {
-            execArgv: ["--conditions=source", "--import", "tsx"],
+          fork(bundle ?? ENTRY, [], {
+            execArgv: bundle ? [] : ["--conditions=source", "--import", "tsx"],
             stdio: ["ignore", "inherit", "inherit", "ipc"],
           }),
         ),

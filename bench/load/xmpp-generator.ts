@@ -1,0 +1,548 @@
+// The XMPP mode of the load generator (one process): many logged-in XMPP
+// connections driving "flows" (sender → recipient <message type='chat'> streams
+// with 100-byte bodies and XEP-0184 receipt requests; the recipient answers each
+// with <received/>). Same phases and reports as the Parley generator
+// (generator.ts), so the two servers are measured the same way:
+//   - connectAll: logins (tolerant mode for the density workload);
+//   - traffic: saturating (at most N in flight per sender, released by the
+//     receipt) or paced (a 2 ms timer, round-robin over the flows);
+//   - offlineStore / offlineDrain: messages to an offline user; the senders use
+//     XEP-0198 so the server's <a h/> tells when it has handled (stored) them.
+// Message ids encode (run tag, flow, counter): every delivery and receipt maps
+// to its message without a lookup table.
+import { randomBytes } from "node:crypto";
+import type { ConnectReport, Counters, DrainReport, StoreReport, TrafficReport } from "./generator.ts";
+import { Histogram } from "./histogram.ts";
+import { XmppConnection, XmppLoadError } from "./xmpp-connection.ts";
+import { attr } from "./xmpp-xml.ts";
+
+/** Body length of the XMPP messages (the plaintext size the workload is defined with). */
+export const XMPP_BODY_BYTES = 100;
+
+export interface XmppTarget {
+  host: string;
+  port: number;
+  domain: string;
+  password: string;
+}
+
+const DELIVERED = 2;
+const RECEIPTED = 4;
+const ACKED = 1;
+
+interface Client {
+  user: string;
+  conn: XmppConnection | undefined;
+}
+
+class Flow {
+  sentAt = new Float64Array(64);
+  flags = new Uint8Array(64);
+  sent = 0;
+  open = 0;
+  /** Messages the server acknowledged through stream management (offline store). */
+  acked = 0;
+  quota = Number.POSITIVE_INFINITY;
+  readonly toJid: string;
+  constructor(
+    readonly index: number,
+    readonly sender: Client,
+    readonly recipient: Client,
+    domain: string,
+  ) {
+    this.toJid = `${recipient.user}@${domain}`;
+  }
+
+  reserve(): number {
+    const c = this.sent;
+    if (c >= this.sentAt.length) {
+      const at = new Float64Array(this.sentAt.length * 2);
+      at.set(this.sentAt);
+      this.sentAt = at;
+      const flags = new Uint8Array(this.flags.length * 2);
+      flags.set(this.flags);
+      this.flags = flags;
+    }
+    this.sent++;
+    this.open++;
+    return c;
+  }
+}
+
+class Run {
+  readonly tag = ((Math.random() * 0xffffff) | 0).toString(36);
+  readonly totals: Counters = { sent: 0, acked: 0, delivered: 0, receipted: 0 };
+  readonly inWindow: Counters = { sent: 0, acked: 0, delivered: 0, receipted: 0 };
+  readonly oneWay = new Histogram();
+  readonly receiptRtt = new Histogram();
+  duplicates = 0;
+  misrouted = 0;
+  errors = 0;
+  firstError: string | undefined;
+  pacedSkipped = 0;
+  connectionsLost = 0;
+  sending = true;
+  windowStart = Number.POSITIVE_INFINITY;
+  windowEnd = Number.POSITIVE_INFINITY;
+  readonly startedAt = performance.now();
+  lastAckAt = 0;
+  lastDeliveryAt = 0;
+  onProgress: () => void = () => {};
+  readonly byFlowIndex: Flow[];
+  constructor(
+    readonly flows: Flow[],
+    readonly releaseOn: "receipt" | "ack",
+    readonly maxInFlight: number,
+    readonly refill: boolean,
+  ) {
+    this.byFlowIndex = flows;
+  }
+
+  inside(t: number): boolean {
+    return t >= this.windowStart && t < this.windowEnd;
+  }
+
+  missing() {
+    const missing = { ack: 0, delivery: 0, receipt: 0 };
+    for (const f of this.flows) {
+      for (let c = 0; c < f.sent; c++) {
+        const fl = f.flags[c]!;
+        if (this.releaseOn === "ack" && !(fl & ACKED)) missing.ack++;
+        if (!(fl & DELIVERED)) missing.delivery++;
+        if (!(fl & RECEIPTED)) missing.receipt++;
+      }
+    }
+    return missing;
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Runs `task` over `items` with at most `limit` at once; failures are counted, not thrown. */
+async function eachLimit<T>(items: readonly T[], limit: number, task: (item: T, index: number) => Promise<void>) {
+  let next = 0;
+  let failed = 0;
+  let firstError: string | undefined;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      try {
+        await task(items[i]!, i);
+      } catch (err) {
+        failed++;
+        firstError ??= err instanceof Error ? err.message : String(err);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return { failed, firstError };
+}
+
+export interface XmppConnectReport extends ConnectReport {
+  failed: number;
+  firstError?: string;
+}
+
+export class XmppLoadGenerator {
+  private readonly clients = new Map<string, Client>();
+  private run: Run | undefined;
+  private stale = 0;
+  /** Printable random bytes the 100-byte bodies are sliced from. */
+  private readonly bodyPool = randomBytes(48 * 1024).toString("base64");
+  private bodyOffset = 0;
+
+  constructor(readonly target: XmppTarget) {}
+
+  openCount(): number {
+    let n = 0;
+    for (const c of this.clients.values()) if (c.conn && !c.conn.closed) n++;
+    return n;
+  }
+
+  /**
+   * Logs every user in, spreading source addresses. `tolerant`: failures are counted and the
+   * rest carry on (density); otherwise the first failure rejects.
+   */
+  async connectAll(
+    users: readonly string[],
+    localAddresses: readonly string[],
+    concurrency = 64,
+    options: { tolerant?: boolean; streamManagement?: boolean } = {},
+  ): Promise<XmppConnectReport> {
+    const started = performance.now();
+    const r = await eachLimit(users, concurrency, async (user, i) => {
+      const address = localAddresses.length > 0 ? localAddresses[i % localAddresses.length] : undefined;
+      await this.login(this.client(user), address, options.streamManagement ?? false);
+    });
+    if (r.failed > 0 && !options.tolerant) {
+      throw new XmppLoadError("LOGIN", `${r.failed} of ${users.length} logins failed: ${r.firstError}`);
+    }
+    return {
+      connected: users.length - r.failed,
+      ms: performance.now() - started,
+      ik: 0,
+      queued: 0,
+      failed: r.failed,
+      ...(r.firstError !== undefined ? { firstError: r.firstError } : {}),
+    };
+  }
+
+  private client(user: string): Client {
+    let c = this.clients.get(user);
+    if (!c) {
+      c = { user, conn: undefined };
+      this.clients.set(user, c);
+    }
+    return c;
+  }
+
+  private async login(client: Client, localAddress: string | undefined, streamManagement: boolean) {
+    const t = this.target;
+    const conn = await XmppConnection.open({
+      host: t.host,
+      port: t.port,
+      domain: t.domain,
+      user: client.user,
+      password: t.password,
+      streamManagement,
+      ...(localAddress ? { localAddress } : {}),
+    });
+    client.conn = conn;
+    conn.onStanza = (xml, name) => {
+      if (name === "message") this.onMessage(client, xml);
+    };
+    conn.onClose = () => {
+      if (this.run) {
+        this.run.connectionsLost++;
+        this.run.onProgress();
+      }
+    };
+    return conn;
+  }
+
+  private connected(user: string): Client {
+    const c = this.clients.get(user);
+    if (!c?.conn || c.conn.closed) throw new XmppLoadError("NOT_CONNECTED", `${user} is not connected here`);
+    return c;
+  }
+
+  // ------------------------------------------------------------ stanzas
+
+  /** The flow and counter of a message id of the current run, or undefined (stale / foreign). */
+  private locate(id: string | undefined): { flow: Flow; c: number } | undefined {
+    const run = this.run;
+    if (!run || id === undefined) return undefined;
+    const dot1 = id.indexOf(".");
+    const dot2 = id.indexOf(".", dot1 + 1);
+    if (dot1 < 0 || dot2 < 0 || id.slice(0, dot1) !== run.tag) return undefined;
+    const flow = run.byFlowIndex[Number(id.slice(dot1 + 1, dot2))];
+    const c = Number(id.slice(dot2 + 1));
+    if (!flow || !(c >= 0 && c < flow.sent)) return undefined;
+    return { flow, c };
+  }
+
+  private onMessage(client: Client, xml: string): void {
+    const run = this.run;
+    if (attr(xml, "type") === "error") {
+      if (run) {
+        run.errors++;
+        run.firstError ??= xml.slice(0, 300);
+        run.onProgress();
+      }
+      return;
+    }
+    const receivedAt = xml.indexOf("<received");
+    if (receivedAt >= 0) {
+      this.onReceipt(client, attr(xml, "id", receivedAt));
+      return;
+    }
+    if (xml.indexOf("<body>") < 0) return; // chat states and the like: not part of the load
+    const id = attr(xml, "id");
+    const from = attr(xml, "from");
+    // XEP-0184: the recipient answers the receipt request to the sender's full JID.
+    if (from !== undefined && id !== undefined && xml.indexOf("urn:xmpp:receipts") >= 0) {
+      client.conn?.write(
+        `<message to='${from}' id='r${id}'><received xmlns='urn:xmpp:receipts' id='${id}'/></message>`,
+      );
+    }
+    this.onDelivery(client, id, from);
+  }
+
+  private onDelivery(client: Client, id: string | undefined, from: string | undefined): void {
+    const run = this.run;
+    const at = this.locate(id);
+    if (!run || !at) {
+      this.stale++;
+      return;
+    }
+    const { flow, c } = at;
+    const fromUser = from === undefined ? "" : from.slice(0, from.indexOf("@"));
+    if (flow.recipient !== client || flow.sender.user !== fromUser) run.misrouted++;
+    if (flow.flags[c]! & DELIVERED) {
+      run.duplicates++;
+      return;
+    }
+    flow.flags[c]! |= DELIVERED;
+    const now = performance.now();
+    run.totals.delivered++;
+    run.lastDeliveryAt = now;
+    if (run.inside(now)) {
+      run.inWindow.delivered++;
+      run.oneWay.record(now - flow.sentAt[c]!);
+    }
+    run.onProgress();
+  }
+
+  private onReceipt(client: Client, id: string | undefined): void {
+    const run = this.run;
+    const at = this.locate(id);
+    if (!run || !at) {
+      this.stale++;
+      return;
+    }
+    const { flow, c } = at;
+    if (flow.sender !== client) run.misrouted++;
+    if (flow.flags[c]! & RECEIPTED) {
+      run.duplicates++;
+      return;
+    }
+    flow.flags[c]! |= RECEIPTED;
+    const now = performance.now();
+    run.totals.receipted++;
+    if (run.inside(now)) {
+      run.inWindow.receipted++;
+      run.receiptRtt.record(now - flow.sentAt[c]!);
+    }
+    if (run.releaseOn === "receipt") this.release(run, flow);
+    run.onProgress();
+  }
+
+  /** Stream management: the server has handled the sender's messages up to `h` (in order). */
+  private onHandled(run: Run, flow: Flow, h: number): void {
+    if (run !== this.run) return;
+    const now = performance.now();
+    while (flow.acked < h && flow.acked < flow.sent) {
+      flow.flags[flow.acked]! |= ACKED;
+      flow.acked++;
+      run.totals.acked++;
+      if (run.inside(now)) run.inWindow.acked++;
+      run.lastAckAt = now;
+      if (run.releaseOn === "ack") this.release(run, flow);
+    }
+    run.onProgress();
+  }
+
+  private release(run: Run, flow: Flow): void {
+    flow.open--;
+    if (run.refill && run.sending) while (flow.open < run.maxInFlight && flow.sent < flow.quota) this.send(run, flow);
+  }
+
+  private send(run: Run, flow: Flow): void {
+    const conn = flow.sender.conn;
+    if (!conn || conn.closed) {
+      run.sending = false;
+      return;
+    }
+    const c = flow.reserve();
+    const now = performance.now();
+    flow.sentAt[c] = now;
+    run.totals.sent++;
+    if (run.inside(now)) run.inWindow.sent++;
+    conn.writeCounted(
+      `<message type='chat' to='${flow.toJid}' id='${run.tag}.${flow.index}.${c}'><body>${this.body()}</body>` +
+        "<request xmlns='urn:xmpp:receipts'/></message>",
+    );
+  }
+
+  private body(): string {
+    if (this.bodyOffset + XMPP_BODY_BYTES > this.bodyPool.length) this.bodyOffset = 0;
+    const b = this.bodyPool.slice(this.bodyOffset, this.bodyOffset + XMPP_BODY_BYTES);
+    this.bodyOffset += 61; // overlapping windows: bodies differ without new random bytes
+    return b;
+  }
+
+  private waitFor(run: Run, done: () => boolean, timeoutMs: number): Promise<boolean> {
+    if (done()) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        run.onProgress = () => {};
+        resolve(false);
+      }, timeoutMs);
+      run.onProgress = () => {
+        if (!done()) return;
+        clearTimeout(timer);
+        run.onProgress = () => {};
+        resolve(true);
+      };
+    });
+  }
+
+  private report(run: Run): TrafficReport {
+    const windowMs = Number.isFinite(run.windowEnd) ? run.windowEnd - run.windowStart : 0;
+    return {
+      flows: run.flows.length,
+      totals: { ...run.totals },
+      window: { ...run.inWindow, ms: windowMs },
+      duplicates: run.duplicates,
+      misrouted: run.misrouted,
+      stale: this.stale,
+      ackErrors: run.errors,
+      ...(run.firstError !== undefined ? { firstError: run.firstError } : {}),
+      missing: run.missing(),
+      pacedSkipped: run.pacedSkipped,
+      connectionsLost: run.connectionsLost,
+      oneWay: run.oneWay.toJSON(),
+      receiptRtt: run.receiptRtt.toJSON(),
+      firstAckAt: 0,
+      lastAckAt: run.lastAckAt - run.startedAt,
+      lastDeliveryAt: run.lastDeliveryAt - run.startedAt,
+      startedAt: run.startedAt,
+    };
+  }
+
+  // ------------------------------------------------------------- phases
+
+  /** Online pairs, as LoadGenerator.traffic: warm-up, measurement window, then outstanding receipts. */
+  async traffic(options: {
+    flows: readonly { from: string; to: string }[];
+    mode: "saturate" | "paced";
+    ratePerSec?: number;
+    maxInFlight: number;
+    warmupMs: number;
+    measureMs: number;
+    settleMs?: number;
+  }): Promise<TrafficReport> {
+    this.stale = 0;
+    const domain = this.target.domain;
+    const flows = options.flows.map((f, i) => new Flow(i, this.connected(f.from), this.connected(f.to), domain));
+    const run = new Run(flows, "receipt", options.maxInFlight, options.mode === "saturate");
+    this.run = run;
+    run.windowStart = run.startedAt + options.warmupMs;
+    run.windowEnd = run.windowStart + options.measureMs;
+
+    let pacer: NodeJS.Timeout | undefined;
+    if (options.mode === "saturate") {
+      for (const f of flows) while (f.open < run.maxInFlight) this.send(run, f);
+    } else {
+      const rate = options.ratePerSec ?? 0;
+      let due = 0;
+      let cursor = 0;
+      let last = performance.now();
+      pacer = setInterval(() => {
+        const now = performance.now();
+        due += (rate * (now - last)) / 1000;
+        last = now;
+        let checked = 0;
+        while (due >= 1 && checked < flows.length) {
+          const f = flows[cursor]!;
+          cursor = (cursor + 1) % flows.length;
+          if (f.open < run.maxInFlight) {
+            this.send(run, f);
+            due--;
+            checked = 0;
+          } else checked++;
+        }
+        if (due >= 1) {
+          run.pacedSkipped += Math.floor(due);
+          due -= Math.floor(due);
+        }
+      }, 2);
+    }
+    await sleep(options.warmupMs + options.measureMs);
+    run.sending = false;
+    if (pacer) clearInterval(pacer);
+    await this.waitFor(
+      run,
+      () => flows.every((f) => f.open === 0) || run.connectionsLost > 0,
+      options.settleMs ?? 15_000,
+    );
+    const report = this.report(run);
+    this.run = undefined;
+    return report;
+  }
+
+  /**
+   * Offline store: `senders` (connected with stream management) send `messages` in total to
+   * `recipient`, who is not connected; at most `window` unacknowledged per sender.
+   */
+  async offlineStore(options: {
+    senders: readonly string[];
+    recipient: string;
+    messages: number;
+    window: number;
+  }): Promise<StoreReport> {
+    const recipient = this.client(options.recipient);
+    if (recipient.conn && !recipient.conn.closed) {
+      throw new XmppLoadError("ONLINE", "the offline recipient is connected");
+    }
+    const domain = this.target.domain;
+    const flows = options.senders.map((s, i) => new Flow(i, this.connected(s), recipient, domain));
+    const per = Math.floor(options.messages / flows.length);
+    flows.forEach((f, i) => {
+      f.quota = per + (i < options.messages % flows.length ? 1 : 0);
+    });
+    const run = new Run(flows, "ack", options.window, true);
+    this.run = run;
+    for (const f of flows) {
+      const conn = f.sender.conn!;
+      conn.onHandled = (h) => this.onHandled(run, f, h);
+    }
+    const started = performance.now();
+    for (const f of flows) while (f.open < run.maxInFlight && f.sent < f.quota) this.send(run, f);
+    await this.waitFor(run, () => run.totals.acked >= options.messages || run.connectionsLost > 0, 300_000);
+    const ms = run.lastAckAt - started;
+    return {
+      messages: options.messages,
+      acked: run.totals.acked,
+      ms,
+      acksPerSec: (run.totals.acked / ms) * 1000,
+      ackErrors: run.errors,
+      ...(run.firstError !== undefined ? { firstError: run.firstError } : {}),
+    };
+  }
+
+  /** Offline drain: the recipient logs in (initial presence); time until every stored message arrived. */
+  async offlineDrain(recipientUser: string, localAddress?: string): Promise<DrainReport> {
+    const run = this.run;
+    if (run?.releaseOn !== "ack") throw new XmppLoadError("NO_STORE", "run offlineStore first");
+    const expected = run.totals.sent;
+    const recipient = this.client(recipientUser);
+    const started = performance.now();
+    await this.login(recipient, localAddress, false);
+    const loginMs = performance.now() - started;
+    await this.waitFor(run, () => run.totals.delivered >= expected || run.connectionsLost > 0, 300_000);
+    const drainMs = run.lastDeliveryAt - started;
+    await this.waitFor(run, () => run.totals.receipted >= expected || run.connectionsLost > 0, 120_000);
+    const receiptsMs = performance.now() - started;
+    this.run = undefined;
+    return {
+      messages: expected,
+      delivered: run.totals.delivered,
+      loginMs,
+      drainMs,
+      // XMPP has no end-of-backlog marker; reported true when everything arrived.
+      queueEmptySeen: run.totals.delivered >= expected,
+      receipted: run.totals.receipted,
+      receiptsMs,
+      duplicates: run.duplicates,
+      misrouted: run.misrouted,
+      missing: run.missing(),
+    };
+  }
+
+  async disconnect(users: readonly string[]): Promise<void> {
+    await Promise.all(
+      users.map(async (u) => {
+        await this.clients.get(u)?.conn?.close();
+        this.clients.delete(u);
+      }),
+    );
+  }
+
+  async closeAll(): Promise<void> {
+    const all = [...this.clients.values()];
+    this.clients.clear();
+    // in slices: tens of thousands of simultaneous closes make a burst the server chokes on
+    for (let i = 0; i < all.length; i += 2000) await Promise.all(all.slice(i, i + 2000).map((c) => c.conn?.close()));
+  }
+}
