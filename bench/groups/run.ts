@@ -16,7 +16,7 @@
 //
 // Options: --members 1024 --devices 2 --messages 60 --warmup 5 --offline-messages 20 --workers 2
 //   --server-cpu-prof DIR (V8 CPU profiles of every server process, written when they exit)
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -312,22 +312,29 @@ async function main() {
     const receivers = conns.filter((c) => c !== senderConn);
     await Promise.all(receivers.map((c) => c.close()));
     await new Promise((r) => setTimeout(r, 500));
-    const dbFile = join(dataDir, "parley.db");
+    // Queues live in one SQLite file per worker (queue-<i>.db): sum them.
+    const shardFiles = () => readdirSync(dataDir).filter((f) => /^queue-\d+\.db$/.test(f));
     const checkpoint = () => {
-      const db = new Database(dbFile);
-      try {
-        db.pragma("wal_checkpoint(TRUNCATE)");
-        const pages = db.pragma("page_count", { simple: true }) as number;
-        const free = db.pragma("freelist_count", { simple: true }) as number;
-        const size = db.pragma("page_size", { simple: true }) as number;
-        const payloads = db
-          .prepare("SELECT COUNT(*) AS n, COALESCE(SUM(LENGTH(data)), 0) AS b FROM payloads")
-          .get() as { n: number; b: number };
-        const entries = (db.prepare("SELECT COUNT(*) AS n FROM queue").get() as { n: number }).n;
-        return { bytes: (pages - free) * size, payloads, entries };
-      } finally {
-        db.close();
+      const total = { bytes: 0, payloads: { n: 0, b: 0 }, entries: 0 };
+      for (const file of shardFiles()) {
+        const db = new Database(join(dataDir, file));
+        try {
+          db.pragma("wal_checkpoint(TRUNCATE)");
+          const pages = db.pragma("page_count", { simple: true }) as number;
+          const free = db.pragma("freelist_count", { simple: true }) as number;
+          const size = db.pragma("page_size", { simple: true }) as number;
+          const payloads = db
+            .prepare("SELECT COUNT(*) AS n, COALESCE(SUM(LENGTH(data)), 0) AS b FROM payloads")
+            .get() as { n: number; b: number };
+          total.bytes += (pages - free) * size;
+          total.payloads.n += payloads.n;
+          total.payloads.b += payloads.b;
+          total.entries += (db.prepare("SELECT COUNT(*) AS n FROM queue").get() as { n: number }).n;
+        } finally {
+          db.close();
+        }
       }
+      return total;
     };
     const before = checkpoint();
     let offlineSkmsg = 0;
@@ -360,7 +367,7 @@ async function main() {
       ["sender-key ciphertext", `${fmtInt(offlineSkmsg)} B`],
       [
         "stored per group message (all offline)",
-        `${fmtInt(storedPerMessage)} B = ${fmtInt(payloadBytesPerMessage)} B payload once + ${fmtInt(entriesPerMessage)} entries × ${fmtInt(perDeviceBytes)} B`,
+        `${fmtInt(storedPerMessage)} B = ${fmtInt(payloadBytesPerMessage)} B payload (once per queue shard) + ${fmtInt(entriesPerMessage)} entries × ${fmtInt(perDeviceBytes)} B`,
       ],
       ["group create (1 signed change) → all devices notified", `${fmtMs(createMs)} ms`],
       ["duplicate deliveries seen", fmtInt(duplicates)],
