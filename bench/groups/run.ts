@@ -336,11 +336,21 @@ async function main() {
       }
       return total;
     };
-    const before = checkpoint();
+    /** The queues once nothing moves any more (the sender's device is still acking receipts). */
+    const settled = async () => {
+      let last = checkpoint();
+      for (let i = 0; i < 60; i++) {
+        await new Promise((r) => setTimeout(r, 500));
+        const now = checkpoint();
+        if (now.entries === last.entries && now.bytes === last.bytes) return now;
+        last = now;
+      }
+      return last;
+    };
+    const before = await settled();
     let offlineSkmsg = 0;
     for (let i = 0; i < OFFLINE_MESSAGES; i++) offlineSkmsg = (await send()).skmsg.length;
-    await new Promise((r) => setTimeout(r, 300));
-    const afterStore = checkpoint();
+    const afterStore = await settled();
     const storedPerMessage = (afterStore.bytes - before.bytes) / OFFLINE_MESSAGES;
     const entriesPerMessage = (afterStore.entries - before.entries) / OFFLINE_MESSAGES;
     const payloadBytesPerMessage = (afterStore.payloads.b - before.payloads.b) / OFFLINE_MESSAGES;
