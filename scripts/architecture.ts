@@ -28,6 +28,7 @@ export interface Violation {
 /** Files of packages/signal/src that the server may reach. Everything else there is off limits. */
 export const SERVER_SIGNAL_ALLOWED = [
   "packages/signal/src/verify.ts",
+  "packages/signal/src/verify.node.ts", // the same checks on node:crypto (crypto/node.node.ts)
   "packages/signal/src/errors.ts",
   "packages/signal/src/crypto/",
   "packages/signal/src/curve/",
