@@ -15,6 +15,7 @@ import { StorageError } from "../errors.ts";
 import type { AccountId, AckedEntry, DeviceId, EnqueueItem, QueueEntry, QueueRecipient, QueueSeq } from "../types.ts";
 import { Checkpointer } from "./checkpointer.ts";
 import { GroupCommitter } from "./group-commit.ts";
+import { type AckRow, type QueueRow, toAcked, toQueueEntry } from "./queue-rows.ts";
 
 /** Seqs of shard i are ≡ i (mod SHARD_STRIDE); more than the largest worker count (64). */
 export const SHARD_STRIDE = 128;
@@ -48,25 +49,6 @@ const SCHEMA = `
   END;
 `;
 
-interface QueueRow {
-  seq: number;
-  account_id: string;
-  device_id: number;
-  envelope: Buffer;
-  sender_account_id: string | null;
-  sender_device_id: number | null;
-  message_id: string | null;
-  created_at: number;
-}
-
-interface AckRow {
-  seq: number;
-  sender_account_id: string | null;
-  sender_device_id: number | null;
-  message_id: string | null;
-  shared: number;
-}
-
 /** A row as it leaves a shard when entries move to another one (payloads inlined). */
 export interface MovedRow {
   account_id: string;
@@ -76,21 +58,6 @@ export interface MovedRow {
   sender_device_id: number | null;
   message_id: string | null;
   created_at: number;
-}
-
-const bytes = (b: Buffer) => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
-
-function toEntry(row: QueueRow): QueueEntry {
-  return {
-    seq: row.seq,
-    accountId: row.account_id,
-    deviceId: row.device_id,
-    envelope: bytes(row.envelope),
-    senderAccountId: row.sender_account_id,
-    senderDeviceId: row.sender_device_id,
-    messageId: row.message_id,
-    createdAt: row.created_at,
-  };
 }
 
 export interface QueueShardOptions {
@@ -208,21 +175,7 @@ export class QueueShard {
     return this.writer.write(
       () => {
         check();
-        const seqs = items.map((item) => {
-          const seq = this.nextSeq();
-          this.stmt.insert!.run(
-            seq,
-            item.accountId,
-            item.deviceId,
-            item.envelope,
-            null,
-            item.senderAccountId ?? null,
-            item.senderDeviceId ?? null,
-            item.messageId ?? null,
-            now,
-          );
-          return seq;
-        });
+        const seqs = items.map((item) => this.insertEntry(item, item.envelope, null, now));
         this.stmt.saveCounter!.run(this.counter);
         return seqs;
       },
@@ -231,26 +184,29 @@ export class QueueShard {
     );
   }
 
+  /** One queue row with the next seq: its own envelope, or a reference to a shared payload. */
+  private insertEntry(r: QueueRecipient, envelope: Uint8Array | null, payloadId: number | null, now: number): QueueSeq {
+    const seq = this.nextSeq();
+    this.stmt.insert!.run(
+      seq,
+      r.accountId,
+      r.deviceId,
+      envelope,
+      payloadId,
+      r.senderAccountId ?? null,
+      r.senderDeviceId ?? null,
+      r.messageId ?? null,
+      now,
+    );
+    return seq;
+  }
+
   enqueueShared(payload: Uint8Array, recipients: readonly QueueRecipient[], now: number, check: () => void) {
     return this.writer.write(
       () => {
         check();
         const payloadId = (this.stmt.insertPayload!.get(payload, recipients.length) as { id: number }).id;
-        const seqs = recipients.map((r) => {
-          const seq = this.nextSeq();
-          this.stmt.insert!.run(
-            seq,
-            r.accountId,
-            r.deviceId,
-            null,
-            payloadId,
-            r.senderAccountId ?? null,
-            r.senderDeviceId ?? null,
-            r.messageId ?? null,
-            now,
-          );
-          return seq;
-        });
+        const seqs = recipients.map((r) => this.insertEntry(r, null, payloadId, now));
         this.stmt.saveCounter!.run(this.counter);
         return seqs;
       },
@@ -266,15 +222,7 @@ export class QueueShard {
         const acked: AckedEntry[] = [];
         for (const seq of seqs) {
           const row = this.stmt.ack!.get(accountId, deviceId, seq) as AckRow | undefined;
-          if (row !== undefined) {
-            acked.push({
-              seq: row.seq,
-              senderAccountId: row.sender_account_id,
-              senderDeviceId: row.sender_device_id,
-              messageId: row.message_id,
-              shared: row.shared === 1,
-            });
-          }
+          if (row !== undefined) acked.push(toAcked(row));
         }
         return acked;
       },
@@ -292,7 +240,7 @@ export class QueueShard {
   }
 
   fetch(accountId: AccountId, deviceId: DeviceId, afterSeq: QueueSeq, limit: number): QueueEntry[] {
-    return (this.stmt.fetch!.all(accountId, deviceId, afterSeq, limit) as QueueRow[]).map(toEntry);
+    return (this.stmt.fetch!.all(accountId, deviceId, afterSeq, limit) as QueueRow[]).map(toQueueEntry);
   }
 
   depth(accountId: AccountId, deviceId: DeviceId): number {

@@ -47,6 +47,7 @@ import {
   NOISE_STATIC_KEY_BYTES,
 } from "../validate.ts";
 import { GroupCommitter } from "./group-commit.ts";
+import { type AckRow, bytes, type QueueRow, toAcked, toQueueEntry } from "./queue-rows.ts";
 import { migrate } from "./schema.ts";
 import { createStatements, type Statements } from "./statements.ts";
 
@@ -102,30 +103,6 @@ interface DeviceRow {
   last_seen_at: number | null;
 }
 
-interface QueueRow {
-  seq: number;
-  account_id: string;
-  device_id: number;
-  envelope: Buffer;
-  sender_account_id: string | null;
-  sender_device_id: number | null;
-  message_id: string | null;
-  created_at: number;
-}
-
-interface AckRow {
-  seq: number;
-  sender_account_id: string | null;
-  sender_device_id: number | null;
-  message_id: string | null;
-  shared: number;
-}
-
-/** Plain Uint8Array views (no copy), so callers see the same type from every implementation. */
-function bytes(buffer: Buffer): Uint8Array {
-  return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
-}
-
 function toAccount(row: AccountRow): Account {
   return {
     id: row.id,
@@ -155,29 +132,6 @@ function toDevice(row: DeviceRow): Device {
     },
     createdAt: row.created_at,
     lastSeenAt: row.last_seen_at,
-  };
-}
-
-function toQueueEntry(row: QueueRow): QueueEntry {
-  return {
-    seq: row.seq,
-    accountId: row.account_id,
-    deviceId: row.device_id,
-    envelope: bytes(row.envelope),
-    senderAccountId: row.sender_account_id,
-    senderDeviceId: row.sender_device_id,
-    messageId: row.message_id,
-    createdAt: row.created_at,
-  };
-}
-
-function toAcked(row: AckRow): AckedEntry {
-  return {
-    seq: row.seq,
-    senderAccountId: row.sender_account_id,
-    senderDeviceId: row.sender_device_id,
-    messageId: row.message_id,
-    shared: row.shared === 1,
   };
 }
 
