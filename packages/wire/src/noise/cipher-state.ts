@@ -90,6 +90,19 @@ export class CipherState {
     return out;
   }
 
+  /** Key and nonce, to continue this cipher state in another process (connection handoff). */
+  exportState(): { key: Uint8Array; nonce: bigint } {
+    if (this.aead === null) throw new WireError("PROTOCOL_VIOLATION", "no key to export");
+    return { key: this.aead.exportKey(), nonce: this.nonce };
+  }
+
+  /** A cipher state continuing an exported one. */
+  static fromState(suite: NoiseCryptoSuite, cipher: NoiseCipherName, state: { key: Uint8Array; nonce: bigint }) {
+    const c = new CipherState(suite, cipher, state.key);
+    c.setNonce(state.nonce);
+    return c;
+  }
+
   /** Rekey(): k = first 32 bytes of ENCRYPT(k, 2^64−1, ε, 32 zero bytes); n is unchanged. */
   rekey(): void {
     if (this.aead === null) throw new WireError("PROTOCOL_VIOLATION", "rekey without a key");

@@ -25,6 +25,10 @@ class NobleAead implements BoundAead {
     this.key = key.slice();
   }
 
+  exportKey(): Uint8Array {
+    return this.key.slice();
+  }
+
   private instance(ad: Uint8Array) {
     const aad = ad.length > 0 ? ad : undefined;
     return this.cipher === "AESGCM" ? gcm(this.key, this.nonce, aad) : chacha20poly1305(this.key, this.nonce, aad);

@@ -85,6 +85,10 @@ class NodeAead implements BoundAead {
     this.key = createSecretKey(key);
   }
 
+  exportKey(): Uint8Array {
+    return asUint8(this.key.export());
+  }
+
   seal(nonceHigh: number, nonceLow: number, ad: Uint8Array, plaintext: Uint8Array, headroom = 0): Uint8Array {
     writeNonce(this.cipher, this.nonce, nonceHigh, nonceLow);
     const c =

@@ -22,6 +22,8 @@ export interface BoundAead {
   seal(nonceHigh: number, nonceLow: number, ad: Uint8Array, plaintext: Uint8Array, headroom?: number): Uint8Array;
   /** Returns the plaintext, or null when authentication fails. */
   open(nonceHigh: number, nonceLow: number, ad: Uint8Array, ciphertext: Uint8Array): Uint8Array | null;
+  /** The key (a copy), to move the cipher state to another process (connection handoff). */
+  exportKey(): Uint8Array;
 }
 
 export interface NoiseCryptoSuite {

@@ -35,6 +35,18 @@ export class FrameDecoder {
     this.buffered = 0;
   }
 
+  /** Stops and returns the bytes of an incomplete frame (to continue the stream elsewhere). */
+  take(): Uint8Array {
+    const out = new Uint8Array(this.buffered);
+    let offset = 0;
+    for (const c of this.chunks) {
+      out.set(c, offset);
+      offset += c.length;
+    }
+    this.stop();
+    return out;
+  }
+
   get bufferedBytes(): number {
     return this.buffered;
   }

@@ -10,7 +10,15 @@ import type { StaticKeyPair } from "./types.ts";
 export { nodeSuite } from "../noise/suite.node.ts";
 export { connect } from "./connect.node.ts";
 export * from "./index.ts";
-export { createTcpServer, handleTcpSocket, openTcpLink, TcpFrameLink } from "./tcp.node.ts";
+export {
+  createTcpServer,
+  type DetachedTcpConnection,
+  detachTcpConnection,
+  handleTcpSocket,
+  openTcpLink,
+  resumeTcpConnection,
+  TcpFrameLink,
+} from "./tcp.node.ts";
 export {
   attachWebSocketServer,
   handleWebSocket,

@@ -15,7 +15,13 @@ export { DEFAULT_LIMITS, resolveLimits } from "./limits.ts";
 export type { FrameLink, FrameLinkHandlers } from "./link.ts";
 export { HandshakeFrameType, PARLEY_NOISE_CIPHER, parleyPrologue } from "./prologue.ts";
 export { LoginStatus, MAX_CLOSE_REASON_BYTES, RecordType } from "./record.ts";
-export { defaultScheduler, type Scheduler, SecureConnection, type SessionOptions } from "./session.ts";
+export {
+  defaultScheduler,
+  type HandoffState,
+  type Scheduler,
+  SecureConnection,
+  type SessionOptions,
+} from "./session.ts";
 export {
   type AcceptedLogin,
   type AuthenticateResult,

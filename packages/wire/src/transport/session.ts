@@ -47,11 +47,27 @@ const closeCodeForError: Partial<Record<WireError["code"], number>> = {
   FRAME_TOO_LARGE: CloseCode.FRAME_TOO_LARGE,
 };
 
+/**
+ * A session's state after the handshake and login, enough to continue it in another process that
+ * takes over the socket (cluster workers hand a TCP connection to the worker that owns the
+ * account's queues). Secret: it travels only over the server's local IPC channel.
+ */
+export interface HandoffState {
+  send: { key: Uint8Array; nonce: bigint };
+  receive: { key: Uint8Array; nonce: bigint };
+  recordsSinceRekey: number;
+  remoteStaticPublicKey: Uint8Array;
+  pattern: HandshakePattern;
+  /** Stanzas that arrived (decrypted) before the application took the connection, in order. */
+  held: Uint8Array[];
+}
+
 export class SecureConnection implements Connection {
   readonly remoteStaticPublicKey: Uint8Array;
   readonly pattern: HandshakePattern;
   readonly maxStanzaSize: number;
-  private readonly link: FrameLink;
+  /** The link under the session (for a handoff, which needs to know its kind). */
+  readonly link: FrameLink;
   private readonly sendCipher: CipherState;
   private readonly receiveCipher: CipherState;
   private readonly limits: TransportLimits;
@@ -108,6 +124,47 @@ export class SecureConnection implements Connection {
 
   get state(): "open" | "closing" | "closed" {
     return this.status;
+  }
+
+  /**
+   * Can this session move to another process now? Only right after the login: open, nothing queued
+   * or unwritten to send (the login record has reached the OS), and no stanza handler yet.
+   */
+  canHandOff(): boolean {
+    return (
+      this.status === "open" && this.queue.length === 0 && this.stanzaHandler === null && this.link.bufferedAmount === 0
+    );
+  }
+
+  /**
+   * Retires this session for a handoff (check canHandOff first, and detach the link's socket):
+   * returns its state; afterwards it neither reads, writes nor reports a close.
+   */
+  exportForHandoff(): HandoffState {
+    if (!this.canHandOff()) throw new WireError("CLOSED", "this connection cannot be handed off now");
+    const state: HandoffState = {
+      send: this.sendCipher.exportState(),
+      receive: this.receiveCipher.exportState(),
+      recordsSinceRekey: this.recordsSinceRekey,
+      remoteStaticPublicKey: this.remoteStaticPublicKey,
+      pattern: this.pattern,
+      held: this.held,
+    };
+    this.held = [];
+    this.heldBytes = 0;
+    this.closeReported = true;
+    this.status = "closed";
+    this.stopActivityTimer();
+    return state;
+  }
+
+  /** The receiving side of a handoff: the stanzas that arrived before it, and the rekey count. */
+  restoreFromHandoff(state: Pick<HandoffState, "held" | "recordsSinceRekey">): void {
+    this.recordsSinceRekey = state.recordsSinceRekey;
+    for (const stanza of state.held) {
+      this.held.push(stanza);
+      this.heldBytes += stanza.length;
+    }
   }
 
   get bufferedAmount(): number {
