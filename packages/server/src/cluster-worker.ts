@@ -1,5 +1,6 @@
 // Entry point of a cluster worker process (forked by server.ts).
 import type { ServerConfig } from "./config.ts";
+import { isHandoffMessage } from "./handoff.ts";
 import type { MetricSnapshot } from "./metrics.ts";
 import { ClusterWorkerRouter } from "./routing/cluster.ts";
 import { WorkerMesh } from "./routing/mesh.ts";
@@ -33,6 +34,11 @@ const worker = await startWorker({
   shard: { index, count: config.workers },
   shardLink: mesh,
   serverKey: loadOrCreateServerKey(config.dataDir),
+  // Through the primary, which relays the handle to the worker of the target slot.
+  handOff: (message, handle, done) => {
+    if (!process.send) return done(new Error("no IPC channel"));
+    process.send(message, handle as never, {}, (err) => done(err ?? null));
+  },
   collectMetrics: () =>
     new Promise((resolve) => {
       const id = nextReq++;
@@ -41,9 +47,11 @@ const worker = await startWorker({
     }),
 });
 
-process.on("message", (msg: unknown) => {
+process.on("message", (msg: unknown, handle: unknown) => {
   if (typeof msg !== "object" || msg === null) return;
-  if ("parleyMetricsCollect" in msg) {
+  if (isHandoffMessage(msg)) {
+    if (handle) worker.adopt(msg, handle as object);
+  } else if ("parleyMetricsCollect" in msg) {
     process.send?.({
       parleyMetricsSnapshot: (msg as { parleyMetricsCollect: number }).parleyMetricsCollect,
       snapshot: worker.metrics.snapshot(),

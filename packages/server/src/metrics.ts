@@ -59,6 +59,10 @@ export class Metrics {
   readonly connections = new Gauge("parley_connections", "Open authenticated client connections");
   readonly handshakes = new Counter("parley_handshakes_total", "Completed transport handshakes");
   readonly handshakeFailures = new Counter("parley_handshake_failures_total", "Failed or rejected handshakes");
+  readonly handoffs = new Counter(
+    "parley_connection_handoffs_total",
+    "TCP connections passed to the worker that owns their account's queue shard",
+  );
   readonly messagesIn = new Counter("parley_messages_in_total", "Message stanzas accepted from senders");
   readonly envelopesQueued = new Counter("parley_envelopes_queued_total", "Per-device envelopes committed to queues");
   readonly envelopesPushed = new Counter("parley_envelopes_pushed_total", "Envelopes pushed to devices");

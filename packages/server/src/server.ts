@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import pino, { type Logger } from "pino";
 import { type Clock, systemClock } from "./clock.ts";
 import type { ServerConfig } from "./config.ts";
+import { isHandoffMessage } from "./handoff.ts";
 import type { MetricSnapshot } from "./metrics.ts";
 import { LocalRouter } from "./routing/local.ts";
 import { loadOrCreateServerKey } from "./server-key.ts";
@@ -158,9 +159,20 @@ async function startCluster(
       p.from.send({ parleyMetricsResult: p.reqId, snapshots: p.snapshots, workers: live().length });
   };
 
-  const onMessage = (worker: Worker, msg: unknown) => {
+  const onMessage = (worker: Worker, msg: unknown, handle: unknown) => {
     if (typeof msg !== "object" || msg === null) return;
-    if ("parleyMetricsRequest" in msg) {
+    if (isHandoffMessage(msg)) {
+      // A worker passes a logged-in connection to the worker owning its queue shard (./handoff.ts).
+      // The handle arrives raw (not read from here); this process's copy is closed once it is sent on.
+      const raw = handle as { close?: () => void } | undefined;
+      const target = workerBySlot.get(msg.parleyHandoff.to);
+      if (!raw) return;
+      if (!target?.isConnected()) {
+        raw.close?.(); // the target is restarting: the client reconnects
+        return;
+      }
+      target.send(msg, raw as never, () => raw.close?.());
+    } else if ("parleyMetricsRequest" in msg) {
       const id = nextScrape++;
       const workers = live();
       scrapes.set(id, {
@@ -185,6 +197,7 @@ async function startCluster(
   // names this cluster's worker-to-worker sockets.
   const meshId = `${process.pid}-${randomBytes(4).toString("hex")}`;
   const slotOf = new Map<number, number>(); // cluster worker id → slot
+  const workerBySlot = new Map<number, Worker>();
   const fork = (slot: number) =>
     new Promise<ReadyMessage["parleyReady"]>((resolve, reject) => {
       const w = cluster.fork({
@@ -193,6 +206,7 @@ async function startCluster(
         PARLEY_MESH_ID: meshId,
       });
       slotOf.set(w.id, slot);
+      workerBySlot.set(slot, w);
       const onReady = (msg: unknown) => {
         if (typeof msg === "object" && msg !== null && "parleyReady" in msg) {
           w.off("message", onReady);

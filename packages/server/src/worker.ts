@@ -3,18 +3,27 @@
 // behind both. Under node:cluster the primary shares the listening sockets
 // between workers; with `workers: 0` this runs inside the calling process.
 import { createServer, type Server as HttpServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo, Server as TcpServer } from "node:net";
-import { attachWebSocketServer, createTcpServer, type ServerOptions } from "@parley/wire";
+import { type AddressInfo, Socket, type Server as TcpServer } from "node:net";
+import {
+  attachWebSocketServer,
+  CloseCode,
+  type Connection,
+  createTcpServer,
+  detachTcpConnection,
+  resumeTcpConnection,
+  type ServerOptions,
+} from "@parley/wire";
 import type { Logger } from "pino";
 import type { WebSocketServer } from "ws";
 import { type Clock, systemClock } from "./clock.ts";
 import type { ServerConfig } from "./config.ts";
 import { Gateway, type LoginContext } from "./gateway/gateway.ts";
+import { decodeHandoff, encodeHandoff, type HandoffMessage, rawHandleOf } from "./handoff.ts";
 import { createMediaService, isMediaPath } from "./media/index.ts";
 import { type MetricSnapshot, Metrics, mergeSnapshots, renderPrometheus } from "./metrics.ts";
 import type { Router } from "./routing/types.ts";
 import type { ServerKeyPair } from "./server-key.ts";
-import { ShardedStorage, type ShardLink } from "./storage/sharded-storage.ts";
+import { ShardedStorage, type ShardLink, shardOf } from "./storage/sharded-storage.ts";
 import { LogVerifier, type Verifier } from "./verifier.ts";
 
 /** A primary and up to 4 linked companions, as WhatsApp allows. */
@@ -37,6 +46,11 @@ export interface WorkerDeps {
   shardLink?: ShardLink;
   /** Metrics of every worker (the cluster asks the primary); default: this worker's only. */
   collectMetrics?: () => Promise<{ snapshots: MetricSnapshot[][]; workers: number }>;
+  /**
+   * Passes a logged-in TCP connection to the worker owning its account's queue shard (./handoff.ts);
+   * `done` is called once the handle has left this process. Without it, connections stay where they land.
+   */
+  handOff?: (message: HandoffMessage, handle: object, done: (error: Error | null) => void) => void;
 }
 
 export interface WorkerHandle {
@@ -44,6 +58,8 @@ export interface WorkerHandle {
   metrics: Metrics;
   httpPort: number;
   tcpPort: number;
+  /** Takes over a connection another worker handed off (./handoff.ts). */
+  adopt(message: HandoffMessage, handle: object): void;
   /** Stops accepting, closes every connection with SERVER_SHUTDOWN, flushes storage. */
   close(): Promise<void>;
 }
@@ -82,15 +98,43 @@ export async function startWorker(deps: WorkerDeps): Promise<WorkerHandle> {
     verifier: deps.verifier ?? new LogVerifier(log),
     config,
   });
+  const shard = deps.shard ?? { index: 0, count: 1 };
+  /** Hands a just-logged-in TCP connection to the owner of its shard; false: serve it here. */
+  const handOff = (connection: Connection, context: LoginContext | undefined): boolean => {
+    if (!deps.handOff || context?.mode !== "device" || shard.count < 2 || process.env.PARLEY_NO_HANDOFF) return false;
+    const owner = shardOf(context.account.id, shard.count);
+    if (owner === shard.index) return false;
+    const detached = detachTcpConnection(connection);
+    if (!detached) return false;
+    const handle = rawHandleOf(detached.socket);
+    const login = { accountId: context.account.id, deviceId: context.device.deviceId, passive: context.passive };
+    const message = encodeHandoff(owner, login, detached.unread, detached.state);
+    if (!handle) return true; // the socket is already gone; so is the client's connection
+    metrics.handoffs.inc();
+    deps.handOff(message, handle, () => detached.socket.destroy()); // closes only this process's copy
+    return true;
+  };
+  const limits = { idleTimeoutMs: 0 };
   const transportOptions: ServerOptions<LoginContext> = {
     staticKeyPair: deps.serverKey,
     authenticate: (remoteStatic, payload) => gateway.authenticate(remoteStatic, payload),
-    onConnection: (connection, login) => gateway.accept(connection, login.context),
+    onConnection: (connection, login) => {
+      if (!deps.handOff || shard.count < 2) return gateway.accept(connection, login.context);
+      // After the transport has fed this connection the frames that came with the login.
+      queueMicrotask(() => {
+        try {
+          if (handOff(connection, login.context)) return;
+        } catch (err) {
+          log.error({ err }, "connection handoff failed; serving it here");
+        }
+        gateway.accept(connection, login.context);
+      });
+    },
     onHandshakeError: (err) => {
       metrics.handshakeFailures.inc();
       log.debug({ code: err.code, msg: err.message }, "handshake failed");
     },
-    limits: { idleTimeoutMs: 0 },
+    limits,
   };
 
   const media = createMediaService({ config, storage, clock, log });
@@ -132,6 +176,15 @@ export async function startWorker(deps: WorkerDeps): Promise<WorkerHandle> {
     metrics,
     httpPort,
     tcpPort,
+    adopt(message, handle) {
+      const { login, unread, state } = decodeHandoff(message);
+      const socket = new Socket({ handle, readable: true, writable: true } as ConstructorParameters<typeof Socket>[0]);
+      const connection = resumeTcpConnection(socket, unread, state, { limits });
+      gateway.adopt(connection, login).catch((err) => {
+        log.error({ err }, "could not take over a handed-off connection");
+        connection.close(CloseCode.INTERNAL_ERROR, "internal error");
+      });
+    },
     async close() {
       const closed = Promise.all([
         new Promise<void>((r) => http.close(() => r())),

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { hex, login, messageTo, type RawClient, registerRaw } from "./gateway-helpers/raw-client.ts";
-import { metricValue, startTestServer, type TestServer } from "./gateway-helpers/server.ts";
+import { freePort, metricValue, startTestServer, type TestServer } from "./gateway-helpers/server.ts";
 
 /** Checks the Prometheus text exposition format line by line and returns the samples. */
 function parsePrometheus(text: string): Map<string, number> {
@@ -139,10 +139,12 @@ describe("/metrics and routing of a real `parley serve --workers 2`", () => {
   let child: ChildProcess;
   let dataDir: string;
   let port: number;
+  let tcpPort: number;
   const clients: RawClient[] = [];
 
   before(async () => {
     dataDir = mkdtempSync(join(tmpdir(), "parley-cluster-"));
+    const tcpListenPort = await freePort();
     // Port 0 under node:cluster: the primary binds one random port and shares it with every worker.
     child = spawn(
       process.execPath,
@@ -155,7 +157,7 @@ describe("/metrics and routing of a real `parley serve --workers 2`", () => {
         "--port",
         "0",
         "--tcp-port",
-        "0",
+        String(tcpListenPort),
         "--data",
         dataDir,
         "--log-level",
@@ -169,8 +171,10 @@ describe("/metrics and routing of a real `parley serve --workers 2`", () => {
       child.stderr!.on("data", (d: Buffer) => {
         stderr += d.toString("utf8");
         const m = /ws:\/\/[^:]+:(\d+)\/ws/.exec(stderr);
-        if (m) {
+        const t = /tcp:\/\/[^:]+:(\d+)/.exec(stderr);
+        if (m && t) {
           clearTimeout(timer);
+          tcpPort = Number(t[1]);
           resolve(Number(m[1]));
         }
       });
@@ -253,5 +257,38 @@ describe("/metrics and routing of a real `parley serve --workers 2`", () => {
     assert.equal(metrics.get("parley_connections"), clients.length); // summed over both workers
     assert.equal(metrics.get("parley_messages_in_total"), sent.length);
     assert.equal(metrics.get("parley_commit_latency_ms_count"), sent.length);
+  });
+
+  it("hands TCP connections to the worker owning their queues; messages and second ticks flow", async () => {
+    const url = `tcp://127.0.0.1:${tcpPort}`;
+    // 12 accounts: the chance that none lands on the other worker than its shard's is 2^-12.
+    const names = Array.from({ length: 12 }, (_, i) => `tcp_${i}`);
+    const ids = await Promise.all(names.map((n) => registerRaw(url, n)));
+    const tcpClients: RawClient[] = [];
+    for (const id of ids) {
+      const c = await login(url, id);
+      tcpClients.push(c);
+      clients.push(c);
+      // Sent at once after the login: it may reach the worker before or after the handoff.
+      const next = ids[(ids.indexOf(id) + 1) % ids.length]!;
+      c.send(messageTo(next.user, [next.device], randomBytes(32)));
+    }
+    // Each client gets its neighbour's message, acks it (autoAck) and the sender sees the receipt.
+    for (const c of tcpClients) {
+      await c.waitFor((x) => x.deliveries().length >= 1, `delivery to ${c.label}`);
+      await c.waitFor(
+        (x) => x.received.some((s) => s.kind === "receipt" && s.type === "delivered"),
+        `delivered receipt for ${c.label}`,
+      );
+    }
+    // About half of the logins land on the worker not owning the account.
+    let metrics = parsePrometheus((await get(port, "/metrics")).body);
+    for (let i = 0; i < 20 && metrics.get("parley_connections") !== clients.length; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      metrics = parsePrometheus((await get(port, "/metrics")).body);
+    }
+    assert.equal(metrics.get("parley_connections"), clients.length);
+    assert.ok((metrics.get("parley_connection_handoffs_total") ?? 0) >= 1, "some connections were handed off");
+    for (const c of tcpClients) assert.equal(c.closed, undefined, `${c.label} still connected`);
   });
 });

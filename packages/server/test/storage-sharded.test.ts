@@ -168,4 +168,71 @@ describe("ShardedStorage specifics", () => {
       await one.close();
     }
   });
+
+  it("never hands out a seq twice, across restarts and emptied queues, in stored or memory entries", async () => {
+    const open = () => new ShardedStorage({ dataDir: dir, clock, shard: { index: 0, count: 1 } });
+    let store = open();
+    const id = (await store.createAccount("seq_user", newTestDevice())).account.id;
+    const seen = new Set<number>();
+    const take = (seq: number) => {
+      assert.ok(!seen.has(seq), `seq ${seq} handed out twice`);
+      seen.add(seq);
+    };
+    for (let round = 0; round < 3; round++) {
+      // Stored entries, then acked (the queue is empty again: the largest seq is gone from the table).
+      const seqs = await store.enqueue(
+        Array.from({ length: 5 }, () => ({ accountId: id, deviceId: 1, envelope: new Uint8Array([round]) })),
+      );
+      seqs.forEach(take);
+      // Memory seqs come after every stored one and before the next.
+      for (let i = 0; i < 3; i++) {
+        const m = store.memorySeq(id);
+        assert.ok(m !== null, "the committed reservation covers memory seqs");
+        assert.ok(m > Math.max(...seqs));
+        take(m);
+      }
+      await store.ack(id, 1, seqs);
+      assert.equal(await store.depth(id, 1), 0);
+      await store.close();
+      store = open();
+      const next = await store.enqueue([{ accountId: id, deviceId: 1, envelope: new Uint8Array([9]) }]);
+      assert.ok(next[0]! > Math.max(...seen), "a restart resumes above every seq handed out");
+      take(next[0]!);
+      await store.ack(id, 1, next);
+    }
+    await store.close();
+  });
+
+  it("tells the owner about entries it committed for another shard", async () => {
+    const links = memoryLinks(2);
+    const [a, b] = [0, 1].map(
+      (index) => new ShardedStorage({ dataDir: dir, clock, shard: { index, count: 2 }, link: links[index]! }),
+    ) as [ShardedStorage, ShardedStorage];
+    try {
+      const heard: { shard: number; seqs: number[]; op: string }[] = [];
+      a.onRemoteCommit((commit, seqs) => heard.push({ shard: 0, seqs, op: commit.op }));
+      b.onRemoteCommit((commit, seqs) => heard.push({ shard: 1, seqs, op: commit.op }));
+      // An account of each shard.
+      let ofA: string | undefined;
+      let ofB: string | undefined;
+      for (let i = 0; (ofA === undefined || ofB === undefined) && i < 50; i++) {
+        const acc = (await a.createAccount(`owner_${i}`, newTestDevice())).account.id;
+        if (a.queueOwner(acc) === 0) ofA ??= acc;
+        else ofB ??= acc;
+      }
+      assert.ok(ofA && ofB);
+      assert.equal(b.memorySeq(ofA), null, "only the owner assigns an account's seqs");
+      // From shard 0 for an account of shard 1: shard 1 commits it and hears of it; a local one is silent.
+      const remote = await a.enqueue([{ accountId: ofB, deviceId: 1, envelope: new Uint8Array([1]) }]);
+      await a.enqueue([{ accountId: ofA, deviceId: 1, envelope: new Uint8Array([2]) }]);
+      await a.enqueueShared(new Uint8Array([3]), [{ accountId: ofB, deviceId: 1 }]);
+      assert.deepEqual(heard[0], { shard: 1, seqs: remote, op: "enqueue" });
+      assert.equal(heard.length, 2);
+      assert.equal(heard[1]!.op, "enqueueShared");
+      assert.ok(heard.every((h) => h.shard === 1));
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
 });

@@ -24,7 +24,16 @@ import type { ServerConfig } from "../config.ts";
 import type { Metrics } from "../metrics.ts";
 import { KeyedRateLimiter } from "../rate-limit.ts";
 import type { RouteEvent, Router } from "../routing/types.ts";
-import type { Account, AccountId, Device, EnqueueItem, QueueRecipient, ServerStorage } from "../storage/index.ts";
+import type {
+  Account,
+  AccountId,
+  Device,
+  EnqueueItem,
+  QueueRecipient,
+  QueueSeq,
+  RemoteCommit,
+  ServerStorage,
+} from "../storage/index.ts";
 import type { Verifier } from "../verifier.ts";
 import { GroupDirectory } from "./groups.ts";
 import { LinkRegistry } from "./links.ts";
@@ -87,6 +96,13 @@ export class Gateway {
     this.links = new LinkRegistry(this.router, () => this.clock.now());
     this.groups = new GroupDirectory(this);
     this.router.subscribe((e) => this.onRouteEvent(e));
+    this.storage.onRemoteCommit?.((commit, seqs) => this.onRemoteCommit(commit, seqs));
+  }
+
+  /** Is `accountId`'s queue shard this process's (then this worker delivers its new entries)? */
+  ownsQueue(accountId: AccountId): boolean {
+    const owner = this.storage.queueOwner?.(accountId);
+    return owner === undefined || owner === this.storage.shardIndex;
   }
 
   // ------------------------------------------------------------------ login
@@ -123,6 +139,21 @@ export class Gateway {
       loginResult: encodeServerHello({ result: "ok", serverTime, queueCount }),
       context: { mode: "device", account, device, passive: hello.passive },
     };
+  }
+
+  /**
+   * A connection handed over by another worker right after its login (see ../handoff.ts): the login
+   * was checked there; the device is looked up again here, in case it was removed meanwhile.
+   */
+  async adopt(connection: Connection, login: { accountId: AccountId; deviceId: number; passive: boolean }) {
+    const device = await this.storage.getDevice(login.accountId, login.deviceId);
+    const account = device ? await this.storage.getAccount(login.accountId) : null;
+    const key = connection.remoteStaticPublicKey;
+    if (!device || !account || Buffer.compare(Buffer.from(device.noiseStaticKey), Buffer.from(key)) !== 0) {
+      connection.close(CloseCode.AUTH_FAILED, "this device is not registered any more");
+      return;
+    }
+    this.accept(connection, { mode: "device", account, device, passive: login.passive });
   }
 
   /** The transport's onConnection callback. */
@@ -203,6 +234,18 @@ export class Gateway {
       case "link":
         this.links.onEvent(e);
         break;
+      case "receipt": {
+        let stanza: Stanza;
+        try {
+          stanza = decodeStanza(e.stanza); // only servers write these
+        } catch {
+          break;
+        }
+        this.routeDeliveredReceipt(e.accountId, stanza, e.device).catch((err) =>
+          this.log.error({ err }, "could not route a delivered receipt"),
+        );
+        break;
+      }
       case "revoke":
         this.byDevice.get(deviceKey(e.user, e.device))?.close(CloseCode.AUTH_FAILED, "this device was unlinked");
         break;
@@ -295,6 +338,7 @@ export class Gateway {
     const createdAt = this.clock.now();
     const woken = new Set<string>();
     items.forEach((it, i) => {
+      if (!this.ownsQueue(it.accountId)) return; // its shard's owner delivers it (onRemoteCommit)
       const user = names.get(it.accountId);
       if (user === undefined) return;
       const k = deviceKey(user, it.deviceId);
@@ -338,6 +382,7 @@ export class Gateway {
     const createdAt = this.clock.now();
     const remote: { user: string; device: number; seq: number }[] = [];
     recipients.forEach((r, i) => {
+      if (!this.ownsQueue(r.accountId)) return; // its shard's owner delivers it (onRemoteCommit)
       const user = names.get(r.accountId);
       if (user === undefined) return;
       const local = this.byDevice.get(deviceKey(user, r.deviceId));
@@ -347,6 +392,97 @@ export class Gateway {
     // One event for all the devices this worker does not hold, carrying the payload once.
     if (remote.length > 0) this.router.publish({ type: "wake-shared", targets: remote, createdAt, envelope: payload });
     return seqs;
+  }
+
+  /**
+   * Routes a delivered receipt (second tick) to the devices of `accountId` (only `onlyDevice` if
+   * given). A device connected here, whose queue seqs this process assigns, and that is caught up
+   * gets it pushed from memory under a fresh seq, with no queue row: the receipt is stored only if
+   * the connection closes before the device acknowledges it (ClientSession.storeUnacked). This
+   * saves an insert, a delete and a commit per message on the busiest path. The price: a receipt
+   * in that short window is lost if the process crashes (stored receipts survive a process crash;
+   * neither is fsynced).
+   */
+  async routeDeliveredReceipt(accountId: AccountId, receipt: Stanza, onlyDevice?: number): Promise<void> {
+    if (!this.ownsQueue(accountId)) {
+      // The worker owning the sender's queues decides (with handoff, the sender is connected there).
+      this.router.sendTo(this.storage.queueOwner!(accountId), {
+        type: "receipt",
+        accountId,
+        ...(onlyDevice !== undefined ? { device: onlyDevice } : {}),
+        stanza: encodeStanza(receipt),
+      });
+      return;
+    }
+    const name = await this.accountName(accountId);
+    if (name === null) return; // account deleted meanwhile
+    const items: EnqueueItem[] = [];
+    const stanzas: Stanza[] = [];
+    let envelope: Uint8Array | undefined;
+    for (const d of await this.deviceIds(accountId)) {
+      if (onlyDevice !== undefined && d !== onlyDevice) continue;
+      const local = this.byDevice.get(deviceKey(name, d));
+      if (local?.canPushNow()) {
+        const seq = this.storage.memorySeq?.(accountId) ?? null;
+        if (seq !== null) {
+          local.pushFromMemory(seq, receipt);
+          continue;
+        }
+      }
+      envelope ??= encodeStanza(receipt);
+      items.push({ accountId, deviceId: d, envelope, durable: false });
+      stanzas.push(receipt);
+    }
+    if (items.length > 0) await this.enqueueAndWake(items, new Map([[accountId, name]]), stanzas);
+  }
+
+  /**
+   * This worker owns the shard and just committed entries another worker sent (a message to, or a
+   * receipt for, an account of this shard): it delivers them, as enqueueAndWake does for its own.
+   * With connection handoff the device is usually connected right here.
+   */
+  private onRemoteCommit(commit: RemoteCommit, seqs: QueueSeq[]): void {
+    const createdAt = this.clock.now();
+    if (commit.op === "enqueue") {
+      commit.items.forEach((it, i) => {
+        const session = this.localSession(it.accountId, it.deviceId);
+        if (session) session.deliverEnvelope(seqs[i]!, it.envelope, createdAt);
+        else
+          void this.accountName(it.accountId).then((user) => {
+            if (user !== null)
+              this.router.publish({
+                type: "wake",
+                user,
+                device: it.deviceId,
+                entry: { seq: seqs[i]!, createdAt, envelope: it.envelope },
+              });
+          });
+      });
+      return;
+    }
+    let stanza: Stanza | undefined;
+    const remote: { accountId: AccountId; device: number; seq: number }[] = [];
+    commit.recipients.forEach((r, i) => {
+      const session = this.localSession(r.accountId, r.deviceId);
+      if (!session) {
+        remote.push({ accountId: r.accountId, device: r.deviceId, seq: seqs[i]! });
+        return;
+      }
+      stanza ??= decodeStanza(commit.payload); // only the server writes envelopes
+      session.deliver(seqs[i]!, stanza, createdAt);
+    });
+    if (remote.length === 0) return;
+    void Promise.all(remote.map((r) => this.accountName(r.accountId))).then((users) => {
+      const targets = remote.flatMap((r, i) => (users[i] ? [{ user: users[i]!, device: r.device, seq: r.seq }] : []));
+      if (targets.length > 0)
+        this.router.publish({ type: "wake-shared", targets, createdAt, envelope: commit.payload });
+    });
+  }
+
+  /** The session of a device on this worker, by account id. */
+  private localSession(accountId: AccountId, deviceId: number): ClientSession | undefined {
+    const name = this.accountNames.get(accountId); // set for every account with a session here
+    return name === undefined ? undefined : this.byDevice.get(deviceKey(name, deviceId));
   }
 
   // ------------------------------------------------------------------ caches

@@ -53,6 +53,8 @@ export class ClientSession {
   // Delivery state: entries pushed and not yet acknowledged, and where the next fetch starts.
   /** Pushed, unacknowledged entries: seq → when the entry was committed (for the delivery latency). */
   private readonly inflight = new Map<number, number>();
+  /** Pushed entries that have no queue row (Gateway.routeDeliveredReceipt), until acknowledged. */
+  private memoryEntries: Map<number, Stanza> | undefined;
   /**
    * Queue reads resume after this seq. It only advances through entries a fetch has seen, never
    * through entries pushed straight from memory: another worker may commit a lower seq for this
@@ -90,6 +92,7 @@ export class ClientSession {
     connection.onDrain(() => this.pump()); // pushes paused at the high-water mark resume here (needsFetch is set)
     connection.onClose((code, reason) => {
       this.closed = true;
+      this.storeUnacked();
       this.gateway.log.debug({ session: this.id, user: this.user, code, reason }, "connection closed");
       this.gateway.detach(this);
     });
@@ -365,18 +368,63 @@ export class ClientSession {
     // A fetch already saw this entry (pushed it, or it is in flight, or it was pushed and acked):
     // durable commits resolve after the WAL fsync, so a fetch can overtake this call.
     if (seq <= this.fetchWatermark || this.inflight.has(seq)) return;
-    const window = this.gateway.config.deliveryWindow;
-    if (
-      !this.backlogDone ||
-      this.needsFetch ||
-      this.pumping ||
-      this.inflight.size >= window ||
-      !this.connection.writable
-    ) {
+    if (!this.caughtUp()) {
       this.wake();
       return;
     }
     this.pushStanza(seq, stanza, createdAt);
+  }
+
+  /** Nothing older is waiting to be pushed and the window is open: a new entry may go out now. */
+  private caughtUp(): boolean {
+    return (
+      this.backlogDone &&
+      !this.needsFetch &&
+      !this.pumping &&
+      this.inflight.size < this.gateway.config.deliveryWindow &&
+      this.connection.writable
+    );
+  }
+
+  /** May an entry without a queue row be pushed to this connection now? */
+  canPushNow(): boolean {
+    return !this.closed && !this.passive && this.account !== undefined && this.caughtUp();
+  }
+
+  /** Pushes an entry that has no queue row; it is stored if this connection ends before it is acked. */
+  pushFromMemory(seq: number, stanza: Stanza): void {
+    this.memoryEntries ??= new Map();
+    this.memoryEntries.set(seq, stanza);
+    this.pushStanza(seq, stanza, this.gateway.clock.now());
+    if (!this.inflight.has(seq)) {
+      // not sent (closing): the queue keeps it
+      this.memoryEntries.delete(seq);
+      this.storeInQueue(new Map([[seq, stanza]]));
+    }
+  }
+
+  /** Moves pushed, unacknowledged memory entries into the device's queue (the connection ended). */
+  private storeUnacked(): void {
+    const entries = this.memoryEntries;
+    if (entries === undefined || entries.size === 0) return;
+    this.memoryEntries = undefined;
+    this.storeInQueue(entries);
+  }
+
+  private storeInQueue(entries: Map<number, Stanza>): void {
+    const accountId = this.account!.id;
+    const deviceId = this.device!;
+    const stanzas = [...entries.values()];
+    const items: EnqueueItem[] = stanzas.map((stanza) => ({
+      accountId,
+      deviceId,
+      envelope: encodeStanza(stanza),
+      durable: false,
+    }));
+    for (const seq of entries.keys()) this.inflight.delete(seq);
+    this.gateway
+      .enqueueAndWake(items, new Map([[accountId, this.user!]]), stanzas)
+      .catch((err) => this.gateway.log.error({ err, user: this.user }, "could not store unacknowledged receipts"));
   }
 
   /** deliver() for an entry committed by another worker, as its envelope bytes. */
@@ -474,13 +522,33 @@ export class ClientSession {
 
   private async onDeviceAck(a: DeviceAckStanza): Promise<void> {
     if (a.seqs.length === 0) return;
-    const acked = await this.gateway.storage.ack(this.account!.id, this.device!, a.seqs);
+    let stored = a.seqs;
+    const memory = this.memoryEntries;
+    if (memory !== undefined && memory.size > 0) {
+      stored = [];
+      const now = this.gateway.clock.now();
+      for (const s of a.seqs) {
+        if (!memory.delete(s)) {
+          stored.push(s);
+          continue;
+        }
+        const pushedAt = this.inflight.get(s);
+        this.inflight.delete(s);
+        if (pushedAt !== undefined) this.gateway.metrics.deliveryLatency.observe(Math.max(0, now - pushedAt));
+        this.gateway.metrics.envelopesAcked.inc();
+      }
+      if (stored.length === 0) {
+        this.pump();
+        return;
+      }
+    }
+    const acked = await this.gateway.storage.ack(this.account!.id, this.device!, stored);
     const now = this.gateway.clock.now();
     for (const e of acked) {
       const committedAt = this.inflight.get(e.seq);
       if (committedAt !== undefined) this.gateway.metrics.deliveryLatency.observe(Math.max(0, now - committedAt));
     }
-    for (const s of a.seqs) this.inflight.delete(s);
+    for (const s of stored) this.inflight.delete(s);
     this.gateway.metrics.envelopesAcked.inc(acked.length);
     // Delivered receipts (second tick), batched per sender account. A group message's receipts go
     // to the sending device only: a 1,024-member group makes 2,047 of them per message, and the
@@ -502,7 +570,7 @@ export class ClientSession {
       const from = { user: this.user!, device: this.device! };
       for (const { account, device, ids } of bySender.values()) {
         const receipt: ReceiptStanza = { kind: "receipt", type: "delivered", ids, from, timestamp: now };
-        await this.routeToAccounts([account], [receipt], device === undefined ? undefined : (_a, d) => d === device);
+        await this.gateway.routeDeliveredReceipt(account, receipt, device);
       }
       this.gateway.metrics.receiptsRouted.inc(bySender.size);
     }

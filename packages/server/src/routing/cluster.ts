@@ -22,6 +22,11 @@ export class ClusterWorkerRouter implements Router {
     queueMicrotask(() => this.dispatch(event));
   }
 
+  sendTo(worker: number, event: RouteEvent): void {
+    if (worker === this.mesh.index) queueMicrotask(() => this.dispatch(event));
+    else this.mesh.send(worker, { t: "route", e: event });
+  }
+
   subscribe(handler: (event: RouteEvent) => void): void {
     this.handlers.push(handler);
   }

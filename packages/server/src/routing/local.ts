@@ -11,6 +11,10 @@ export class LocalRouter implements Router {
     });
   }
 
+  sendTo(_worker: number, event: RouteEvent): void {
+    this.publish(event); // one process holds every worker's share
+  }
+
   subscribe(handler: (event: RouteEvent) => void): void {
     this.handlers.push(handler);
   }

@@ -47,12 +47,19 @@ export type RouteEvent =
       expiresAt?: number;
       reason?: string;
     }
+  /**
+   * A delivered receipt for the devices of `accountId` (only `device` if set), sent to the worker
+   * owning that account's queue shard, which pushes it or queues it (Gateway.routeDeliveredReceipt).
+   */
+  | { type: "receipt"; accountId: string; device?: number; stanza: Uint8Array }
   /** A device of `user` came online or went offline (for presence subscribers). */
   | { type: "presence"; user: string; device: number; online: boolean; lastSeen: number };
 
 export interface Router {
   /** Delivers `event` to every subscriber in every process, this one included. */
   publish(event: RouteEvent): void;
+  /** Delivers `event` to the subscribers of worker `worker` only (this process's if it is that one). */
+  sendTo(worker: number, event: RouteEvent): void;
   subscribe(handler: (event: RouteEvent) => void): void;
   close(): Promise<void>;
 }

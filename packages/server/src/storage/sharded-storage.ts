@@ -34,6 +34,7 @@ import type {
   QueueEntry,
   QueueRecipient,
   QueueSeq,
+  RemoteCommit,
   ServerStorage,
   StoredGroup,
   VerifyCodeResult,
@@ -209,7 +210,31 @@ export class ShardedStorage implements ServerStorage {
 
   private serveOp(op: ShardOp): Promise<unknown> {
     if (this.closed) return Promise.reject(new StorageError("CLOSED", "storage is closed"));
-    return this.runLocal(op);
+    const result = this.runLocal(op);
+    const listener = this.remoteCommitListener;
+    if (listener && (op.op === "enqueue" || op.op === "enqueueShared")) {
+      // Runs before the reply leaves (it was chained first), so a local recipient gets its push
+      // no later than the sender's worker learns the seqs.
+      result.then(
+        (seqs) => listener(op, seqs as QueueSeq[]),
+        () => {},
+      );
+    }
+    return result;
+  }
+
+  private remoteCommitListener: ((commit: RemoteCommit, seqs: QueueSeq[]) => void) | undefined;
+
+  onRemoteCommit(listener: (commit: RemoteCommit, seqs: QueueSeq[]) => void): void {
+    this.remoteCommitListener = listener;
+  }
+
+  queueOwner(accountId: AccountId): number {
+    return this.owner(accountId);
+  }
+
+  get shardIndex(): number {
+    return this.index;
   }
 
   private run(shard: number, op: ShardOp): Promise<unknown> {
@@ -389,6 +414,11 @@ export class ShardedStorage implements ServerStorage {
       if (seqs.length === 0) return [];
       return (await this.run(this.owner(accountId), { op: "ack", accountId, deviceId, seqs })) as AckedEntry[];
     });
+  }
+
+  memorySeq(accountId: AccountId): QueueSeq | null {
+    if (this.closed || this.owner(accountId) !== this.index) return null;
+    return this.local.takeMemorySeq();
   }
 
   depth(accountId: AccountId, deviceId: DeviceId): Promise<number> {

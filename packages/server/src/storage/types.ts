@@ -187,6 +187,11 @@ export interface StoredGroup {
 /** Outcome of checking a registration code. Only "ok" consumes the pending registration. */
 export type VerifyCodeResult = "ok" | "wrong_code" | "expired" | "too_many_attempts" | "not_found";
 
+/** Entries committed at another worker's request (ServerStorage.onRemoteCommit). */
+export type RemoteCommit =
+  | { op: "enqueue"; items: EnqueueItem[] }
+  | { op: "enqueueShared"; payload: Uint8Array; recipients: QueueRecipient[] };
+
 export interface ServerStorage {
   // ---------------------------------------------------------------- accounts
 
@@ -307,6 +312,24 @@ export interface ServerStorage {
    * dedupe by message id.
    */
   ack(accountId: AccountId, deviceId: DeviceId, seqs: QueueSeq[]): Promise<AckedEntry[]>;
+  /**
+   * A seq in the order of `accountId`'s queues for an entry that is pushed from memory and never
+   * stored, if this process assigns that account's seqs (else null: store the entry). Never handed
+   * out again, also after a restart.
+   */
+  memorySeq?(accountId: AccountId): QueueSeq | null;
+  /**
+   * Queues sharded over worker processes (ShardedStorage): the worker owning `accountId`'s queues.
+   * Absent: this process owns every queue.
+   */
+  queueOwner?(accountId: AccountId): number;
+  /** This process's shard index (with queueOwner). */
+  readonly shardIndex?: number;
+  /**
+   * With queueOwner: `listener` runs on the owner after it committed entries that another worker
+   * asked for (that worker does not deliver them; the owner does, see Gateway.onRemoteCommit).
+   */
+  onRemoteCommit?(listener: (commit: RemoteCommit, seqs: QueueSeq[]) => void): void;
   depth(accountId: AccountId, deviceId: DeviceId): Promise<number>;
   /**
    * Deletes queue entries older than the retention (default 30 days) as of `now`, and expired

@@ -20,6 +20,13 @@ import { type AckRow, type QueueRow, toAcked, toQueueEntry } from "./queue-rows.
 /** Seqs of shard i are ≡ i (mod SHARD_STRIDE); more than the largest worker count (64). */
 export const SHARD_STRIDE = 128;
 
+/**
+ * The counter is persisted in blocks (hi-lo): a transaction that would pass the persisted bound
+ * first raises it by this much. Persisting it with every enqueue cost one more row write (and a
+ * WAL page) per commit; a restart now skips at most one block of seqs, never reuses one.
+ */
+export const COUNTER_BLOCK = 4096;
+
 export const queueShardFileName = (index: number) => `queue-${index}.db`;
 
 const SCHEMA = `
@@ -79,6 +86,10 @@ export class QueueShard {
   private readonly committer: GroupCommitter | undefined;
   private readonly checkpointer: Checkpointer | undefined;
   private counter = 0;
+  /** The counter value persisted (in a committed or in-flight transaction): seqs up to it are reserved. */
+  private reserved = 0;
+  /** Part of `reserved` that is committed (seqs below it may be handed out outside a transaction). */
+  private committedReserve = 0;
   private readonly stmt: Record<string, Database.Statement>;
   private readonly mapError: (error: unknown) => unknown;
 
@@ -144,6 +155,8 @@ export class QueueShard {
       )?.value;
       const maxSeq = (this.db.prepare("SELECT MAX(seq) AS m FROM queue").get() as { m: number | null }).m ?? 0;
       this.counter = Math.max(saved ?? 0, Math.floor(maxSeq / SHARD_STRIDE) + 1);
+      this.reserved = this.counter;
+      this.committedReserve = this.counter;
       this.committer = new GroupCommitter(
         this.db,
         this.mapError,
@@ -167,21 +180,62 @@ export class QueueShard {
   }
 
   /**
+   * Inside a transaction about to take `n` seqs: persists a higher bound first if they would pass
+   * the reserved one; returns the bound raised (0: none).
+   */
+  private reserve(n: number): number {
+    if (this.counter + n <= this.reserved) return 0;
+    this.reserved = this.counter + n + COUNTER_BLOCK;
+    this.stmt.saveCounter!.run(this.reserved);
+    return this.reserved;
+  }
+
+  /** Writes that take seqs: tracks which reserved bound is committed. */
+  private writeWithSeqs(work: (reserve: (n: number) => void) => QueueSeq[], durable: boolean): Promise<QueueSeq[]> {
+    let bound = 0;
+    return this.writer
+      .write(
+        () =>
+          work((n) => {
+            bound = this.reserve(n) || bound;
+          }),
+        durable,
+        false,
+      )
+      .then(
+        (seqs) => {
+          if (bound > this.committedReserve) this.committedReserve = bound;
+          return seqs;
+        },
+        (error: unknown) => {
+          // Rolled back: the bound was not persisted; the next write persists one again.
+          if (bound > 0) this.reserved = Math.max(this.committedReserve, this.counter);
+          throw error;
+        },
+      );
+  }
+
+  /**
+   * A seq for an entry that is pushed from memory and never stored (a delivered receipt to a device
+   * connected here), or null when the committed reservation is used up (then store the entry).
+   * Being below the persisted bound, it is never handed out again, also after a restart.
+   */
+  takeMemorySeq(): QueueSeq | null {
+    if (this.committer === undefined || this.counter + 1 > this.committedReserve) return null;
+    return this.nextSeq();
+  }
+
+  /**
    * Appends entries; `check` runs inside the transaction, right before the rows go in (the device
    * existence check against the accounts database).
    */
   enqueue(items: readonly EnqueueItem[], now: number, check: () => void): Promise<QueueSeq[]> {
     const durable = items.some((item) => item.durable !== false);
-    return this.writer.write(
-      () => {
-        check();
-        const seqs = items.map((item) => this.insertEntry(item, item.envelope, null, now));
-        this.stmt.saveCounter!.run(this.counter);
-        return seqs;
-      },
-      durable,
-      false,
-    );
+    return this.writeWithSeqs((reserve) => {
+      check();
+      reserve(items.length);
+      return items.map((item) => this.insertEntry(item, item.envelope, null, now));
+    }, durable);
   }
 
   /** One queue row with the next seq: its own envelope, or a reference to a shared payload. */
@@ -202,17 +256,12 @@ export class QueueShard {
   }
 
   enqueueShared(payload: Uint8Array, recipients: readonly QueueRecipient[], now: number, check: () => void) {
-    return this.writer.write(
-      () => {
-        check();
-        const payloadId = (this.stmt.insertPayload!.get(payload, recipients.length) as { id: number }).id;
-        const seqs = recipients.map((r) => this.insertEntry(r, null, payloadId, now));
-        this.stmt.saveCounter!.run(this.counter);
-        return seqs;
-      },
-      true,
-      false,
-    );
+    return this.writeWithSeqs((reserve) => {
+      check();
+      reserve(recipients.length);
+      const payloadId = (this.stmt.insertPayload!.get(payload, recipients.length) as { id: number }).id;
+      return recipients.map((r) => this.insertEntry(r, null, payloadId, now));
+    }, true);
   }
 
   /** Not fsynced on its own: a lost ack only redelivers an entry, which devices dedupe. */
@@ -299,8 +348,10 @@ export class QueueShard {
           r.created_at,
         );
       }
-      this.stmt.saveCounter!.run(this.counter);
+      this.stmt.saveCounter!.run(Math.max(this.counter, this.reserved));
     })();
+    this.reserved = Math.max(this.reserved, this.counter);
+    this.committedReserve = Math.max(this.committedReserve, this.counter);
   }
 
   get commitStats(): { batches: number; writes: number } {
