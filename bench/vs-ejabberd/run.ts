@@ -75,6 +75,7 @@ const { values: args } = parseArgs({
     "offline-window": { type: "string", default: "100" },
     "ejabberd-half-rate": { type: "string" },
     "parley-data": { type: "string" },
+    "server-cpu-prof": { type: "string" },
     help: { type: "boolean", default: false },
   },
 });
@@ -93,7 +94,8 @@ if (args.help) {
   --hold-ms N                   idle time before memory is read (default 5000)
   --pairs N --procs N --max-in-flight N --warmup-ms N --measure-ms N --half-measure-ms N
   --offline-messages N --offline-senders N --offline-window N
-  --parley-data DIR             keep Parley's data dir and account cache there (skips re-registering)`);
+  --parley-data DIR             keep Parley's data dir and account cache there (skips re-registering)
+  --server-cpu-prof DIR         write V8 CPU profiles of every Parley server process into DIR`);
   process.exit(0);
 }
 
@@ -332,7 +334,12 @@ async function benchParley() {
 
   const start = async (workers: number) => {
     log(`starting parley serve --workers ${workers} (data ${dataDir})`);
-    const server = await startServerProcess({ dataDir, workers, logLevel: "warn" });
+    const server = await startServerProcess({
+      dataDir,
+      workers,
+      logLevel: "warn",
+      ...(args["server-cpu-prof"] ? { cpuProfileDir: resolve(args["server-cpu-prof"]) } : {}),
+    });
     const stop = own(`parley serve (${workers} workers)`, () => server.stop());
     checkInterrupted();
     return { server, stop };
