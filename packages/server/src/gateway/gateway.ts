@@ -35,6 +35,7 @@ import type {
   ServerStorage,
 } from "../storage/index.ts";
 import type { Verifier } from "../verifier.ts";
+import { CompactMultiMap } from "./compact-multimap.ts";
 import { GroupDirectory } from "./groups.ts";
 import { LinkRegistry } from "./links.ts";
 import { ClientSession } from "./session.ts";
@@ -71,11 +72,11 @@ export class Gateway {
   /** Sessions of this worker by device. */
   private readonly byDevice = new Map<string, ClientSession>();
   /** Sessions of this worker by the user they are logged in as (for ephemeral stanzas). */
-  private readonly byUser = new Map<string, Set<ClientSession>>();
+  private readonly byUser = new CompactMultiMap<string, ClientSession>();
   /** Presence subscriptions of this worker's sessions: watched user → sessions. */
   private readonly watchers = new Map<string, Set<ClientSession>>();
   /** Devices online anywhere (learned from presence events of all workers): user → device ids. */
-  private readonly online = new Map<string, Set<number>>();
+  private readonly online = new CompactMultiMap<string, number>();
   private readonly accountNames = new Map<AccountId, string>();
 
   readonly registrationLimiter = new KeyedRateLimiter(5, 5 / 3600); // per name: 5 codes, then one per 12 min
@@ -178,14 +179,9 @@ export class Gateway {
     const old = this.byDevice.get(key);
     if (old && old !== session) old.replaced();
     this.byDevice.set(key, session);
-    let set = this.byUser.get(user);
-    if (!set) {
-      set = new Set();
-      this.byUser.set(user, set);
-    }
-    set.add(session);
+    this.byUser.add(user, session);
     this.metrics.connections.inc();
-    this.router.publish({ type: "claim", user, device, owner: session.id });
+    this.router.publish({ type: "claim", user, device, owner: `${this.workerId}/${session.id}` });
     this.router.publish({ type: "presence", user, device, online: true, lastSeen: this.clock.now() });
     session.start();
   }
@@ -197,9 +193,7 @@ export class Gateway {
     const key = deviceKey(session.user, session.device);
     if (this.byDevice.get(key) !== session) return; // already replaced
     this.byDevice.delete(key);
-    const set = this.byUser.get(session.user);
-    set?.delete(session);
-    if (set?.size === 0) this.byUser.delete(session.user);
+    this.byUser.delete(session.user, session);
     this.metrics.connections.dec();
     const now = this.clock.now();
     this.router.publish({ type: "presence", user: session.user, device: session.device, online: false, lastSeen: now });
@@ -258,28 +252,20 @@ export class Gateway {
         break;
       case "claim": {
         const s = this.byDevice.get(deviceKey(e.user, e.device));
-        if (s && s.id !== e.owner) s.replaced();
+        if (s && `${this.workerId}/${s.id}` !== e.owner) s.replaced();
         break;
       }
       case "ephemeral":
-        for (const s of this.byUser.get(e.user) ?? []) {
+        for (const s of this.byUser.values(e.user)) {
           if (s.device !== e.exceptDevice) s.sendRaw(e.stanza);
         }
         break;
       case "presence": {
-        let devices = this.online.get(e.user);
         if (e.online) {
-          if (!devices) {
-            devices = new Set();
-            this.online.set(e.user, devices);
-          }
-          const wasOnline = devices.size > 0;
-          devices.add(e.device);
+          const wasOnline = this.online.add(e.user, e.device) > 0;
           if (!wasOnline) this.notifyWatchers(e.user, { kind: "presence", type: "available", from: e.user });
-        } else if (devices) {
-          devices.delete(e.device);
-          if (devices.size === 0) {
-            this.online.delete(e.user);
+        } else if (this.online.count(e.user) > 0) {
+          if (this.online.delete(e.user, e.device) === 0) {
             this.notifyWatchers(e.user, {
               kind: "presence",
               type: "unavailable",
@@ -298,7 +284,7 @@ export class Gateway {
   }
 
   isOnline(user: string): boolean {
-    return (this.online.get(user)?.size ?? 0) > 0;
+    return this.online.count(user) > 0;
   }
 
   watch(session: ClientSession, user: string): void {

@@ -73,8 +73,15 @@ function asUint8(buf: Buffer): Uint8Array {
   return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
 }
 
+/**
+ * One nonce buffer for every NodeAead: seal and open fill it and use it synchronously, so sharing is
+ * safe, and an idle connection's two cipher states do not each keep a 12-byte buffer (~150 bytes
+ * of heap with its ArrayBuffer).
+ */
+const sharedNonce = Buffer.alloc(12);
+
 class NodeAead implements BoundAead {
-  private readonly nonce = Buffer.alloc(12);
+  private readonly nonce = sharedNonce;
   private readonly key: KeyObject;
   private readonly algorithm: "aes-256-gcm" | "chacha20-poly1305";
   private readonly cipher: NoiseCipherName;
