@@ -1,12 +1,22 @@
 // Starts a real `parley serve` (launcher → cluster primary → workers) as its
 // own process group, waits until it answers, and stops the whole group.
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { request } from "node:http";
 import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 
 const PARLEY_BIN = fileURLToPath(new URL("../../packages/cli/bin/parley.js", import.meta.url));
 const PARLEY_MAIN = fileURLToPath(new URL("../../packages/cli/src/main-entry.ts", import.meta.url));
+const PARLEY_DIST_MAIN = fileURLToPath(new URL("../../packages/cli/dist/main-entry.js", import.meta.url));
+const REPO = fileURLToPath(new URL("../../", import.meta.url));
+
+/**
+ * Compiles the packages (`npm run build`, tsc -b: about a second when up to date), for
+ * `startServerProcess({ dist: true })`.
+ */
+export function buildDist(): void {
+  execFileSync("npm", ["run", "--silent", "build"], { cwd: REPO, stdio: "inherit" });
+}
 
 export interface ServerProcessOptions {
   dataDir: string;
@@ -14,6 +24,12 @@ export interface ServerProcessOptions {
   logLevel?: string;
   /** Directory for V8 CPU profiles of every server process (written when they exit). */
   cpuProfileDir?: string;
+  /**
+   * Run the compiled build (plain node, what a deployment runs; call buildDist() first) instead of
+   * the TypeScript sources through tsx, whose loader and keep-names helpers cost start-up time and
+   * memory per connection (every named closure gets a property table).
+   */
+  dist?: boolean;
 }
 
 export interface RunningServer {
@@ -70,17 +86,12 @@ export async function startServerProcess(options: ServerProcessOptions): Promise
   ];
   // Profiling: run the entry directly (the bin launcher does not pass node flags on); node:cluster
   // workers inherit the primary's execArgv, so every worker writes its own profile when it exits.
-  const args = options.cpuProfileDir
-    ? [
-        "--cpu-prof",
-        `--cpu-prof-dir=${options.cpuProfileDir}`,
-        "--conditions=source",
-        "--import",
-        "tsx",
-        PARLEY_MAIN,
-        ...serveArgs,
-      ]
-    : [PARLEY_BIN, ...serveArgs];
+  const profile = options.cpuProfileDir ? ["--cpu-prof", `--cpu-prof-dir=${options.cpuProfileDir}`] : [];
+  const args = options.dist
+    ? [...profile, PARLEY_DIST_MAIN, ...serveArgs]
+    : options.cpuProfileDir
+      ? [...profile, "--conditions=source", "--import", "tsx", PARLEY_MAIN, ...serveArgs]
+      : [PARLEY_BIN, ...serveArgs];
   // detached: its own process group, so stop() reaches the launcher, the primary and every worker.
   const child: ChildProcess = spawn(process.execPath, args, {
     detached: true,

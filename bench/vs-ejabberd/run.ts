@@ -17,7 +17,7 @@ import { cpus, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { type RunningServer, startServerProcess } from "../e2e/server-process.ts";
+import { buildDist, type RunningServer, startServerProcess } from "../e2e/server-process.ts";
 import type { LoadAccount } from "../load/accounts.ts";
 import { bundleEntry } from "../load/bundle.ts";
 import { E2E_TEXT_CIPHERTEXT_BYTES } from "../load/generator.ts";
@@ -76,6 +76,7 @@ const { values: args } = parseArgs({
     "ejabberd-half-rate": { type: "string" },
     "parley-data": { type: "string" },
     "server-cpu-prof": { type: "string" },
+    "parley-source": { type: "boolean", default: false },
     help: { type: "boolean", default: false },
   },
 });
@@ -95,7 +96,9 @@ if (args.help) {
   --pairs N --procs N --max-in-flight N --warmup-ms N --measure-ms N --half-measure-ms N
   --offline-messages N --offline-senders N --offline-window N
   --parley-data DIR             keep Parley's data dir and account cache there (skips re-registering)
-  --server-cpu-prof DIR         write V8 CPU profiles of every Parley server process into DIR`);
+  --server-cpu-prof DIR         write V8 CPU profiles of every Parley server process into DIR
+  --parley-source               run Parley's TypeScript sources through tsx (default: the compiled
+                                build, npm run build first, as a deployment runs it)`);
   process.exit(0);
 }
 
@@ -324,6 +327,10 @@ async function benchEjabberd() {
 // ------------------------------------------------------------------ Parley
 
 async function benchParley() {
+  if (!args["parley-source"]) {
+    log("building Parley (npm run build) to run the compiled server");
+    buildDist();
+  }
   const dataDir = args["parley-data"] ? resolve(args["parley-data"]) : mkdtempSync(join(tmpdir(), "parley-vs-ej-"));
   if (!args["parley-data"]) tempDirs.push(dataDir);
   else mkdirSync(dataDir, { recursive: true });
@@ -338,6 +345,7 @@ async function benchParley() {
       dataDir,
       workers,
       logLevel: "warn",
+      dist: !args["parley-source"],
       ...(args["server-cpu-prof"] ? { cpuProfileDir: resolve(args["server-cpu-prof"]) } : {}),
     });
     const stop = own(`parley serve (${workers} workers)`, () => server.stop());
