@@ -1,7 +1,7 @@
 // The server's static Noise key: its transport identity, pinned by clients at
 // registration (they then reconnect with Noise_IK). Created once per data
 // directory with mode 0600; every worker process reads the same file.
-import { generateKeyPairSync } from "node:crypto";
+import { createPrivateKey, createPublicKey, randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
@@ -13,12 +13,14 @@ export interface ServerKeyPair {
 export const SERVER_KEY_FILE = "server-static.key";
 
 function generate(): ServerKeyPair {
-  const { privateKey } = generateKeyPairSync("x25519");
-  const jwk = privateKey.export({ format: "jwk" });
-  return {
-    publicKey: new Uint8Array(Buffer.from(jwk.x ?? "", "base64url")),
-    privateKey: new Uint8Array(Buffer.from(jwk.d ?? "", "base64url")),
-  };
+  // Random bytes imported as the private key, not generateKeyPairSync + export (a Node 20 deadlock:
+  // see generateKeyPair in @parley/wire's suite.node.ts).
+  const privateKey = new Uint8Array(randomBytes(32));
+  const d = Buffer.from(privateKey).toString("base64url");
+  const placeholderX = Buffer.alloc(32).toString("base64url"); // node derives x from d, but wants the field
+  const key = createPrivateKey({ key: { kty: "OKP", crv: "X25519", d, x: placeholderX }, format: "jwk" });
+  const jwk = createPublicKey(key).export({ format: "jwk" });
+  return { publicKey: new Uint8Array(Buffer.from(jwk.x ?? "", "base64url")), privateKey };
 }
 
 /** Loads `<dataDir>/server-static.key` (private ‖ public, 64 bytes), creating it if missing. */

@@ -12,7 +12,6 @@ import {
   createPublicKey,
   createSecretKey,
   diffieHellman,
-  generateKeyPairSync,
   hkdfSync,
   type KeyObject,
   randomBytes,
@@ -134,11 +133,13 @@ class NodeAead implements BoundAead {
 export const nodeSuite: NoiseCryptoSuite = {
   name: "node",
   generateKeyPair(): KeyPair {
-    const pair = generateKeyPairSync("x25519");
-    const jwk = pair.privateKey.export({ format: "jwk" });
-    const privateKey = fromB64url(jwk.d);
-    privateKeyObjects.set(privateKey, pair.privateKey);
-    return { privateKey, publicKey: fromB64url(jwk.x) };
+    // Not generateKeyPairSync("x25519") + export: in Node 20 that can deadlock a process for good.
+    // Exporting the key takes its mutex and allocates; a GC triggered there finalizes the dead
+    // key-generation job, whose destructor takes the same mutex (seen here: a load generator's
+    // main thread stuck in futex_wait under ExportJWKEdKey ← GC ← ~KeyGenJob). Importing random
+    // bytes as the private key creates no job. Any 32 bytes are a valid X25519 private key.
+    const privateKey = asUint8(randomBytes(32));
+    return { privateKey, publicKey: this.publicKeyOf(privateKey) };
   },
   publicKeyOf(privateKey: Uint8Array): Uint8Array {
     return fromB64url(privateKeyObject(privateKey).export({ format: "jwk" }).x);
