@@ -489,7 +489,7 @@ function ejabberdHalfRate(): { rate: number; source: string } | undefined {
 
 function logDensity(name: string, d: DensityResult) {
   log(
-    `${name} density: ${fmtInt(d.held)} held of ${fmtInt(d.target)} (${d.failed} failed${d.firstError ? `: ${d.firstError}` : ""}), ` +
+    `${name} density: ${fmtInt(d.held)} held of ${fmtInt(d.target)} (${d.failed} failed, ${d.retried} retried${d.firstError ? `; first error: ${d.firstError}` : ""}), ` +
       `${fmtInt(d.loginsPerSec)} logins/s, ${d.rssPerConnectionKiB.toFixed(1)} KiB/conn, ` +
       `server max fds/process ${d.loaded.maxFds}, generator max fds ${d.generatorMaxFds}`,
   );
@@ -741,7 +741,7 @@ function report() {
   ] as const) {
     if (d[1]) {
       notes.push(
-        `${d[0]} density: ${fmtInt(d[1].held)} held of ${fmtInt(d[1].target)} (${d[1].failed} failed${d[1].firstError ? `: ${d[1].firstError}` : ""}); ` +
+        `${d[0]} density: ${fmtInt(d[1].held)} held of ${fmtInt(d[1].target)} (${d[1].failed} failed, ${d[1].retried} retried once${d[1].firstError ? `; first error: ${d[1].firstError}` : ""}); ` +
           `server ${d[1].loaded.processes} processes, ${fmtInt(d[1].loaded.rssBytes / 1048576)} MiB RSS ` +
           `(${fmtInt(d[1].baseline.rssBytes / 1048576)} before), at most ${fmtInt(d[1].loaded.maxFds)} fds in one process; ` +
           `${d[1].generatorProcesses} generator processes (≤ ${fmtInt(d[1].generatorMaxFds)} fds each), ${d[1].loginConcurrency} logins in flight.`,

@@ -130,6 +130,8 @@ export interface DensityResult {
   target: number;
   connected: number;
   failed: number;
+  /** Logins that failed once and succeeded on a second try. */
+  retried: number;
   firstError?: string;
   /** Connections still open after the hold period. */
   held: number;
@@ -148,7 +150,11 @@ export interface DensityResult {
 }
 
 interface DensityDriver {
-  connect(p: number, share: number[], concurrency: number): Promise<{ failed: number; firstError?: string }>;
+  connect(
+    p: number,
+    share: number[],
+    concurrency: number,
+  ): Promise<{ failed: number; retried?: number; firstError?: string }>;
   count(): Promise<{ open: number; fds: number }[]>;
 }
 
@@ -174,6 +180,7 @@ async function runDensity(
   const loginMs = performance.now() - started;
   const cpu = options.meters.stop(cpuStart);
   const failed = replies.reduce((n, r) => n + r.failed, 0);
+  const retried = replies.reduce((n, r) => n + (r.retried ?? 0), 0);
   const firstError = replies.find((r) => r.firstError !== undefined)?.firstError;
   // Idle: let both sides settle (GC, allocator) before reading memory.
   await sleep(options.holdMs);
@@ -184,6 +191,7 @@ async function runDensity(
     target: options.target,
     connected: options.target - failed,
     failed,
+    retried,
     ...(firstError !== undefined ? { firstError } : {}),
     held,
     loginMs,
