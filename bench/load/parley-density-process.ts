@@ -61,6 +61,18 @@ function onStanza(conn: LoadConnection, s: Stanza): void {
   else if (s.kind === "notification" && s.event.type !== "queue-empty" && s.id > 0) conn.devack(s.id);
 }
 
+/** Opens a logged-in connection as `account` (IK when `key` is the server's). */
+function logIn(account: LoadAccount, key: Uint8Array, localAddress?: string) {
+  return openLoadConnection({
+    url,
+    keyPair: accountKeyPair(account),
+    serverKey: key,
+    user: account.user,
+    device: account.device,
+    ...(localAddress !== undefined ? { localAddress } : {}),
+  });
+}
+
 async function connectAll(accounts: LoadAccount[], localAddresses: string[], concurrency: number) {
   if (!serverKey) throw new PoolError("NO_SERVER_KEY", "init with the server key first");
   const key = serverKey;
@@ -80,14 +92,7 @@ async function connectAll(accounts: LoadAccount[], localAddresses: string[], con
       // A failed login is tried once more, as a real client reconnects; both outcomes are reported.
       for (let attempt = 0; attempt < 2; attempt++) {
         try {
-          const opened = await openLoadConnection({
-            url,
-            keyPair: accountKeyPair(account),
-            serverKey: key,
-            user: account.user,
-            device: account.device,
-            localAddress: localAddresses[(i + attempt) % localAddresses.length]!,
-          });
+          const opened = await logIn(account, key, localAddresses[(i + attempt) % localAddresses.length]!);
           if (opened.pattern === "IK") ik++;
           const conn = opened.conn;
           conn.start((s) => onStanza(conn, s));
@@ -219,13 +224,7 @@ async function registerAll(names: string[], localAddresses: string[], concurrenc
 /** Does `account` still log in with IK to `key` (a cached account set belongs to this server)? */
 async function check(account: LoadAccount, key: Uint8Array): Promise<boolean> {
   try {
-    const opened = await openLoadConnection({
-      url,
-      keyPair: accountKeyPair(account),
-      serverKey: key,
-      user: account.user,
-      device: account.device,
-    });
+    const opened = await logIn(account, key);
     opened.conn.start(() => {});
     await opened.conn.close();
     return opened.pattern === "IK";
