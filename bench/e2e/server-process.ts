@@ -30,6 +30,8 @@ export interface ServerProcessOptions {
    * memory per connection (every named closure gets a property table).
    */
   dist?: boolean;
+  /** More `parley serve` flags. */
+  extraArgs?: string[];
 }
 
 export interface RunningServer {
@@ -83,6 +85,7 @@ export async function startServerProcess(options: ServerProcessOptions): Promise
     options.dataDir,
     "--log-level",
     options.logLevel ?? "warn",
+    ...(options.extraArgs ?? []),
   ];
   // Profiling: run the entry directly (the bin launcher does not pass node flags on); node:cluster
   // workers inherit the primary's execArgv, so every worker writes its own profile when it exits.

@@ -137,7 +137,10 @@ async function startCluster(
   purgeNow: () => Promise<number>,
   closePrimary: () => Promise<void>,
 ): Promise<ServerHandle> {
-  cluster.setupPrimary({ exec: workerEntry(), silent: false });
+  // --worker-semi-space-mb: the workers' young generation (see ServerConfig.workerSemiSpaceMb).
+  const semiSpace = config.workerSemiSpaceMb ?? 0;
+  const execArgv = semiSpace > 0 ? [...process.execArgv, `--max-semi-space-size=${semiSpace}`] : process.execArgv;
+  cluster.setupPrimary({ exec: workerEntry(), silent: false, execArgv });
   let shuttingDown = false;
   const live = () => Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
   // A /metrics scrape lands on one worker; the primary gathers every worker's snapshot for it.

@@ -94,6 +94,8 @@ describe("loadConfig", () => {
     assert.equal(c.workers, 0);
     assert.equal(c.retentionDays, 1);
     assert.equal(loadConfig(["--port", "65535", "--tcp-port", "1", "--workers", "64"], NO_ENV).port, 65535);
+    assert.equal(loadConfig(["--worker-semi-space-mb", "4"], NO_ENV).workerSemiSpaceMb, 4);
+    assert.equal(loadConfig([], { PARLEY_WORKER_SEMI_SPACE_MB: "0" }).workerSemiSpaceMb, 0);
   });
 
   const invalid: [string, string[], Record<string, string>, string][] = [
@@ -104,6 +106,7 @@ describe("loadConfig", () => {
     ["a bad port in the environment", [], { PARLEY_PORT: "http" }, "PARLEY_PORT"],
     ["an empty port in the environment", [], { PARLEY_PORT: "" }, "PARLEY_PORT"],
     ["a bad TCP port", ["--tcp-port", "65536"], NO_ENV, "--tcp-port"],
+    ["a negative semi-space", ["--worker-semi-space-mb", "-4"], NO_ENV, "--worker-semi-space-mb"],
     ["an unknown flag", ["--prot", "8080"], NO_ENV, "--prot"],
     ["a stray argument", ["8080"], NO_ENV, "8080"],
     ["a flag without its value", ["--port"], NO_ENV, "--port"],
