@@ -1,9 +1,9 @@
 // The server's static Noise key: its transport identity, pinned by clients at
 // registration (they then reconnect with Noise_IK). Created once per data
 // directory with mode 0600; every worker process reads the same file.
-import { createPrivateKey, createPublicKey, randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { generateStaticKeyPair } from "@parley/wire";
 
 export interface ServerKeyPair {
   publicKey: Uint8Array;
@@ -12,23 +12,12 @@ export interface ServerKeyPair {
 
 export const SERVER_KEY_FILE = "server-static.key";
 
-function generate(): ServerKeyPair {
-  // Random bytes imported as the private key, not generateKeyPairSync + export (a Node 20 deadlock:
-  // see generateKeyPair in @parley/wire's suite.node.ts).
-  const privateKey = new Uint8Array(randomBytes(32));
-  const d = Buffer.from(privateKey).toString("base64url");
-  const placeholderX = Buffer.alloc(32).toString("base64url"); // node derives x from d, but wants the field
-  const key = createPrivateKey({ key: { kty: "OKP", crv: "X25519", d, x: placeholderX }, format: "jwk" });
-  const jwk = createPublicKey(key).export({ format: "jwk" });
-  return { publicKey: new Uint8Array(Buffer.from(jwk.x ?? "", "base64url")), privateKey };
-}
-
 /** Loads `<dataDir>/server-static.key` (private ‖ public, 64 bytes), creating it if missing. */
 export function loadOrCreateServerKey(dataDir: string): ServerKeyPair {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const file = join(dataDir, SERVER_KEY_FILE);
   if (!existsSync(file)) {
-    const pair = generate();
+    const pair = generateStaticKeyPair(); // node:crypto X25519, as the transport uses
     writeFileSync(file, Buffer.concat([pair.privateKey, pair.publicKey]), { mode: 0o600, flag: "wx" });
     return pair;
   }

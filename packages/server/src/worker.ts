@@ -23,7 +23,7 @@ import { createMediaService, isMediaPath } from "./media/index.ts";
 import { type MetricSnapshot, Metrics, mergeSnapshots, renderPrometheus } from "./metrics.ts";
 import type { Router } from "./routing/types.ts";
 import type { ServerKeyPair } from "./server-key.ts";
-import { ShardedStorage, type ShardLink, shardOf } from "./storage/sharded-storage.ts";
+import { ShardedStorage, type ShardLink } from "./storage/sharded-storage.ts";
 import { LogVerifier, type Verifier } from "./verifier.ts";
 
 /** A primary and up to 4 linked companions, as WhatsApp allows. */
@@ -98,12 +98,11 @@ export async function startWorker(deps: WorkerDeps): Promise<WorkerHandle> {
     verifier: deps.verifier ?? new LogVerifier(log),
     config,
   });
-  const shard = deps.shard ?? { index: 0, count: 1 };
+  const sendOff = storage.count > 1 ? deps.handOff : undefined;
   /** Hands a just-logged-in TCP connection to the owner of its shard; false: serve it here. */
   const handOff = (connection: Connection, context: LoginContext | undefined): boolean => {
-    if (!deps.handOff || context?.mode !== "device" || shard.count < 2 || process.env.PARLEY_NO_HANDOFF) return false;
-    const owner = shardOf(context.account.id, shard.count);
-    if (owner === shard.index) return false;
+    if (!sendOff || context?.mode !== "device" || gateway.ownsQueue(context.account.id)) return false;
+    const owner = storage.queueOwner(context.account.id);
     const detached = detachTcpConnection(connection);
     if (!detached) return false;
     const handle = rawHandleOf(detached.socket);
@@ -111,7 +110,7 @@ export async function startWorker(deps: WorkerDeps): Promise<WorkerHandle> {
     const message = encodeHandoff(owner, login, detached.unread, detached.state);
     if (!handle) return true; // the socket is already gone; so is the client's connection
     metrics.handoffs.inc();
-    deps.handOff(message, handle, () => detached.socket.destroy()); // closes only this process's copy
+    sendOff(message, handle, () => detached.socket.destroy()); // closes only this process's copy
     return true;
   };
   const limits = { idleTimeoutMs: 0 };
@@ -119,7 +118,7 @@ export async function startWorker(deps: WorkerDeps): Promise<WorkerHandle> {
     staticKeyPair: deps.serverKey,
     authenticate: (remoteStatic, payload) => gateway.authenticate(remoteStatic, payload),
     onConnection: (connection, login) => {
-      if (!deps.handOff || shard.count < 2) return gateway.accept(connection, login.context);
+      if (!sendOff) return gateway.accept(connection, login.context);
       // After the transport has fed this connection the frames that came with the login.
       queueMicrotask(() => {
         try {

@@ -181,9 +181,14 @@ export class Gateway {
     this.byDevice.set(key, session);
     this.byUser.add(user, session);
     this.metrics.connections.inc();
-    this.router.publish({ type: "claim", user, device, owner: `${this.workerId}/${session.id}` });
+    this.router.publish({ type: "claim", user, device, owner: this.claimOwner(session) });
     this.router.publish({ type: "presence", user, device, online: true, lastSeen: this.clock.now() });
     session.start();
+  }
+
+  /** Names a session across workers in claims (session ids are unique per process only). */
+  private claimOwner(session: ClientSession): string {
+    return `${this.workerId}/${session.id}`;
   }
 
   detach(session: ClientSession): void {
@@ -252,7 +257,7 @@ export class Gateway {
         break;
       case "claim": {
         const s = this.byDevice.get(deviceKey(e.user, e.device));
-        if (s && `${this.workerId}/${s.id}` !== e.owner) s.replaced();
+        if (s && this.claimOwner(s) !== e.owner) s.replaced();
         break;
       }
       case "ephemeral":

@@ -56,16 +56,8 @@ const SCHEMA = `
   END;
 `;
 
-/** A row as it leaves a shard when entries move to another one (payloads inlined). */
-export interface MovedRow {
-  account_id: string;
-  device_id: number;
-  envelope: Buffer;
-  sender_account_id: string | null;
-  sender_device_id: number | null;
-  message_id: string | null;
-  created_at: number;
-}
+/** A row as it leaves a shard when entries move to another one (payloads inlined; a new seq there). */
+export type MovedRow = Omit<QueueRow, "seq">;
 
 export interface QueueShardOptions {
   file: string;
