@@ -105,8 +105,9 @@ async function main() {
     ...(args["server-cpu-prof"] ? { cpuProfileDir: resolve(args["server-cpu-prof"]) } : {}),
   });
   const url = transport === "tcp" ? `tcp://127.0.0.1:${server.tcpPort}` : `ws://127.0.0.1:${server.httpPort}/ws`;
-  pool = await GeneratorPool.start(procs, url);
-  const meters = new CpuMeters(server.pid, pool);
+  const generators = await GeneratorPool.start(procs, url);
+  pool = generators;
+  const meters = new CpuMeters(server.pid, () => generators.pids());
 
   const needed = 2 * pairs + offlineSenders + 1;
   log(`preparing ${needed} accounts over ${procs} generator processes`);

@@ -29,9 +29,9 @@ export interface CpuPoint {
 export class CpuMeters {
   readonly server: CpuMeter;
   readonly generator: CpuMeter;
-  constructor(serverRootPid: number | undefined, pool: GeneratorPool) {
+  constructor(serverRootPid: number | undefined, generatorPids: () => readonly number[]) {
     this.server = new CpuMeter(() => (serverRootPid === undefined ? [] : processTree(serverRootPid)));
-    this.generator = new CpuMeter(() => pool.pids());
+    this.generator = new CpuMeter(generatorPids);
   }
 
   start() {

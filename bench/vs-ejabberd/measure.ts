@@ -1,11 +1,10 @@
 // Server-side measurements from /proc: RSS and open files of a whole process
 // tree (ejabberd: beam.smp + erl_child_setup + port programs; Parley: launcher +
-// cluster primary + workers), and CPU of the server tree vs the generators.
+// cluster primary + workers). CPU of server vs generators: CpuMeters (../load/scenario.ts).
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { CpuMeter, processTree } from "../load/cpu.ts";
+import { processTree } from "../load/cpu.ts";
 import { openFds } from "../load/process-pool.ts";
-import type { CpuPoint } from "../load/scenario.ts";
 
 let pageSize: number | undefined;
 function pageBytes(): number {
@@ -45,32 +44,6 @@ export function treeMemory(root: number): TreeMemory {
     maxFds = Math.max(maxFds, openFds(pid));
   }
   return { processes: pids.length, rssBytes: rss, maxFds };
-}
-
-/** CPU of the server tree and of the generator processes over the same window. */
-export class Meters {
-  private readonly server: CpuMeter;
-  private readonly generator: CpuMeter;
-  constructor(serverRoot: number, generatorPids: () => readonly number[]) {
-    this.server = new CpuMeter(() => processTree(serverRoot));
-    this.generator = new CpuMeter(generatorPids);
-  }
-
-  start() {
-    return { server: this.server.sample(), generator: this.generator.sample() };
-  }
-
-  stop(started: ReturnType<Meters["start"]>): CpuPoint {
-    const s = this.server.since(started.server);
-    const g = this.generator.since(started.generator);
-    return {
-      serverPercent: s.percent,
-      generatorPercent: g.percent,
-      serverCpuMs: s.cpuMs,
-      generatorCpuMs: g.cpuMs,
-      wallMs: s.wallMs,
-    };
-  }
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

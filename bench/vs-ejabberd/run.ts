@@ -35,7 +35,7 @@ import {
 import { fmtInt, fmtMs, fmtPct, renderTable } from "../load/table.ts";
 import { XMPP_BODY_BYTES } from "../load/xmpp-generator.ts";
 import { ensureEjabberd, type RunningEjabberd, startEjabberd } from "./ejabberd-process.ts";
-import { Meters, sleep } from "./measure.ts";
+import { sleep } from "./measure.ts";
 import {
   connectXmppPlan,
   type DensityResult,
@@ -260,7 +260,7 @@ async function benchEjabberd() {
       const pool = await startXmppPool(processesFor(ejabberdConnections), target);
       const stopPool = own("ejabberd density generators", () => pool.stop());
       try {
-        const meters = new Meters(server.pid, () => pool.pids());
+        const meters = new CpuMeters(server.pid, () => pool.pids());
         log(`density: ${fmtInt(ejabberdConnections)} XMPP logins over ${pool.size} generator processes`);
         ejabberd.density = await xmppDensity(pool, EJ_PREFIX, {
           serverRoot: server.pid,
@@ -283,7 +283,7 @@ async function benchEjabberd() {
       const pool = await startXmppPool(procs, target);
       const stopPool = own("ejabberd generators", () => pool.stop());
       try {
-        const meters = new Meters(server.pid, () => pool.pids());
+        const meters = new CpuMeters(server.pid, () => pool.pids());
         if (workloads.has("messaging")) {
           const plan = planXmppPairs(EJ_PREFIX, 1, pairs, procs);
           const login = await connectXmppPlan(pool, plan);
@@ -394,7 +394,7 @@ async function benchParley() {
         const pool = await startDensityPool(processesFor(parleyConnections), url, serverKey);
         const stopPool = own("Parley density generators", () => pool.stop());
         try {
-          const meters = new Meters(server.pid, () => pool.pids());
+          const meters = new CpuMeters(server.pid, () => pool.pids());
           log(`density: ${fmtInt(parleyConnections)} Parley logins over ${pool.size} generator processes`);
           parley.density = await parleyDensity(pool, accounts, {
             serverRoot: server.pid,
@@ -423,7 +423,7 @@ async function benchParley() {
         const pool = await GeneratorPool.start(procs, url, serverKey, await bundleEntry(GENERATOR_ENTRY));
         const stopPool = own("Parley generators", () => pool.stop());
         try {
-          const meters = new CpuMeters(server.pid, pool);
+          const meters = new CpuMeters(server.pid, () => pool.pids());
           if (workloads.has("messaging")) {
             const plan = planPairs(accounts, pairs, procs, false);
             const login = await connectPlan(pool, plan);

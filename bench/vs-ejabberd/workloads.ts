@@ -10,10 +10,10 @@ import type { TrafficReport } from "../load/generator.ts";
 import { Histogram } from "../load/histogram.ts";
 import type { DensityCommand, DensityConnectReport, DensityCountReport } from "../load/parley-density-process.ts";
 import { MAX_SOCKETS_PER_PROCESS, ProcessPool } from "../load/process-pool.ts";
-import { addressesOf, type CpuPoint, type OfflineResult, type OnlineResult } from "../load/scenario.ts";
+import { addressesOf, type CpuMeters, type CpuPoint, type OfflineResult, type OnlineResult } from "../load/scenario.ts";
 import type { XmppTarget } from "../load/xmpp-generator.ts";
 import type { XmppCommand, XmppConnectReport, XmppCountReport } from "../load/xmpp-generator-process.ts";
-import { type Meters, sleep, type TreeMemory, treeMemory } from "./measure.ts";
+import { sleep, type TreeMemory, treeMemory } from "./measure.ts";
 
 const XMPP_ENTRY = fileURLToPath(new URL("../load/xmpp-generator-process.ts", import.meta.url));
 const DENSITY_ENTRY = fileURLToPath(new URL("../load/parley-density-process.ts", import.meta.url));
@@ -162,7 +162,7 @@ async function runDensity(
   driver: DensityDriver,
   options: {
     serverRoot: number;
-    meters: Meters;
+    meters: CpuMeters;
     target: number;
     processes: number;
     loginConcurrency: number;
@@ -211,7 +211,7 @@ async function runDensity(
 export function xmppDensity(
   pool: XmppPool,
   userPrefix: string,
-  options: { serverRoot: number; meters: Meters; target: number; loginConcurrency: number; holdMs: number },
+  options: { serverRoot: number; meters: CpuMeters; target: number; loginConcurrency: number; holdMs: number },
 ) {
   return runDensity(
     {
@@ -233,7 +233,7 @@ export function xmppDensity(
 export function parleyDensity(
   pool: DensityPool,
   accounts: readonly LoadAccount[],
-  options: { serverRoot: number; meters: Meters; target: number; loginConcurrency: number; holdMs: number },
+  options: { serverRoot: number; meters: CpuMeters; target: number; loginConcurrency: number; holdMs: number },
 ) {
   return runDensity(
     {
@@ -288,7 +288,7 @@ export async function connectXmppPlan(pool: XmppPool, plan: XmppPairPlan) {
 export async function runXmppOnline(
   pool: XmppPool,
   plan: XmppPairPlan,
-  meters: Meters,
+  meters: CpuMeters,
   options: {
     mode: "saturate" | "paced";
     ratePerSec?: number;
@@ -372,7 +372,7 @@ export function mergeTraffic(
 /** As scenario.ts's runOffline, in XMPP generator process 0 (senders use stream management acks). */
 export async function runXmppOffline(
   pool: XmppPool,
-  meters: Meters,
+  meters: CpuMeters,
   options: { senders: string[]; recipient: string; messages: number; window: number },
 ): Promise<OfflineResult> {
   const addresses = addressesOf(0);
