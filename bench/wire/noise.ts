@@ -72,7 +72,7 @@ class LoopbackLink implements FrameLink {
   peer!: LoopbackLink;
   handlers!: FrameLinkHandlers;
   private readonly decoder = new FrameDecoder(65535);
-  private readonly deliver = (frame: Uint8Array) => this.handlers.onFrame(frame);
+  private readonly deliver = (frame: Uint8Array) => this.handlers.frameReceived(frame);
   get bufferedAmount() {
     return 0;
   }

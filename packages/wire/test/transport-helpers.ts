@@ -94,7 +94,7 @@ const noop = () => {};
 export class MemoryLink implements FrameLink {
   readonly frameHeaderSize = 0;
   peer!: MemoryLink;
-  handlers: FrameLinkHandlers = { onFrame: noop, onError: noop, onClosed: noop, onDrain: noop };
+  handlers: FrameLinkHandlers = { frameReceived: noop, linkFailed: noop, linkClosed: noop, linkDrained: noop };
   /** Every writeFrames call, with copies of its frames. */
   readonly writes: Uint8Array[][] = [];
   maxFrameSize = 65535;
@@ -124,10 +124,10 @@ export class MemoryLink implements FrameLink {
   receive(frame: Uint8Array): void {
     if (this.closed) return;
     if (frame.length > this.maxFrameSize) {
-      this.handlers.onError(new WireError("FRAME_TOO_LARGE", "frame too large"));
+      this.handlers.linkFailed(new WireError("FRAME_TOO_LARGE", "frame too large"));
       return;
     }
-    this.handlers.onFrame(frame);
+    this.handlers.frameReceived(frame);
   }
   end(): void {
     setImmediate(() => {
@@ -142,7 +142,7 @@ export class MemoryLink implements FrameLink {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.handlers.onClosed();
+    this.handlers.linkClosed();
   }
 }
 

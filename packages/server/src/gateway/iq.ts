@@ -133,6 +133,10 @@ export async function handleIq(session: ClientSession, iq: IqStanza): Promise<vo
   }
 }
 
+async function requireIdentityKey(session: ClientSession): Promise<Uint8Array> {
+  return (await session.identityKey()) ?? fail("not-found", "this device is no longer registered");
+}
+
 async function run(session: ClientSession, req: IqRequest): Promise<IqResult> {
   const gw = session.gateway;
   const storage = gw.storage;
@@ -154,11 +158,11 @@ async function run(session: ClientSession, req: IqRequest): Promise<IqResult> {
       return fail("conflict", "this connection is already logged in");
 
     case "upload-prekeys": {
-      const device = session.deviceRecord!;
+      const identityKey = await requireIdentityKey(session);
       await storage.uploadPreKeys(me.id, myDevice, {
-        ...(req.signedPreKey ? { signedPreKey: checkSignedPreKey(req.signedPreKey, device.identityKey) } : {}),
+        ...(req.signedPreKey ? { signedPreKey: checkSignedPreKey(req.signedPreKey, identityKey) } : {}),
         ...(req.kyberPreKey
-          ? { lastResortKemPreKey: checkKemKey(req.kyberPreKey, device.identityKey, "last-resort KEM prekey") }
+          ? { lastResortKemPreKey: checkKemKey(req.kyberPreKey, identityKey, "last-resort KEM prekey") }
           : {}),
         ecOneTime: req.oneTimePreKeys.map((k) => {
           try {
@@ -168,7 +172,7 @@ async function run(session: ClientSession, req: IqRequest): Promise<IqResult> {
           }
           return { id: k.id, publicKey: k.key };
         }),
-        kemOneTime: req.kyberOneTimePreKeys.map((k) => checkKemKey(k, device.identityKey, `KEM prekey ${k.id}`)),
+        kemOneTime: req.kyberOneTimePreKeys.map((k) => checkKemKey(k, identityKey, `KEM prekey ${k.id}`)),
       });
       return { op: "ok" };
     }
@@ -213,11 +217,12 @@ async function run(session: ClientSession, req: IqRequest): Promise<IqResult> {
     case "set-devices": {
       if (myDevice !== 1) fail("forbidden", "only the primary device publishes the device list");
       // Defense in depth: contacts verify the list themselves; the server refuses one that would fail.
+      const identityKey = await requireIdentityKey(session);
       let list: ReturnType<typeof decodeDeviceList>;
       try {
         const { list: bytes, signature } = splitSignedDeviceList(req.list);
         list = decodeDeviceList(bytes);
-        checkSignature(session.deviceRecord!.identityKey, deviceListSignedBytes(bytes), signature, "device list");
+        checkSignature(identityKey, deviceListSignedBytes(bytes), signature, "device list");
       } catch (err) {
         if (err instanceof IqFailure) throw err;
         return fail("bad-request", `malformed device list: ${(err as Error).message}`);
@@ -271,7 +276,7 @@ async function run(session: ClientSession, req: IqRequest): Promise<IqResult> {
 
     case "group-change": {
       const version = await gw.groups.applyChange(
-        { accountId: me.id, user: me.name, device: myDevice, identityKey: session.deviceRecord!.identityKey },
+        { accountId: me.id, user: me.name, device: myDevice, identityKey: await requireIdentityKey(session) },
         req.change,
       );
       return { op: "groups", groups: [{ group: splitGroupId(req.change), version }] };
@@ -422,7 +427,7 @@ async function linkComplete(
   gw.links.completed(ref, account.name, device.deviceId);
   gw.log.info({ user: account.name, device: device.deviceId }, "device linked");
   session.account = account;
-  session.deviceRecord = device;
+  session.device = device.deviceId;
   gw.attach(session);
   return { op: "linked", user: account.name, device: device.deviceId };
 }
@@ -489,7 +494,7 @@ async function registerPrimaryDevice(
   });
   session.gateway.log.info({ user: account.name }, "account registered");
   session.account = account;
-  session.deviceRecord = device;
+  session.device = device.deviceId;
   session.gateway.attach(session);
   return { op: "device", device: device.deviceId };
 }

@@ -20,7 +20,7 @@ import {
   WireError,
 } from "@parley/wire";
 import { TokenBucket } from "../rate-limit.ts";
-import type { Account, AccountId, Device, EnqueueItem, QueueEntry, QueueRecipient } from "../storage/index.ts";
+import type { Account, AccountId, EnqueueItem, QueueEntry, QueueRecipient } from "../storage/index.ts";
 import { isStorageError } from "../storage/index.ts";
 import type { Gateway, LoginContext } from "./gateway.ts";
 import { handleIq } from "./iq.ts";
@@ -33,6 +33,11 @@ const MAX_CLIENT_STANZA = 512 * 1024;
 export const toHex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 export const fromHex = (s: string) => new Uint8Array(Buffer.from(s, "hex"));
 const seconds = (ms: number) => Math.floor(ms / 1000);
+/**
+ * The in-flight map of every session that has not pushed anything yet (an idle connection): never
+ * written (pushStanza replaces it before its first set); reads and deletes on it are no-ops.
+ */
+const NO_ENTRIES = new Map<number, number>();
 
 /** Session numbers, unique within this process (claims add the worker's id). */
 let sessionCounter = 0;
@@ -43,10 +48,11 @@ export class ClientSession {
   /** Set once logged in as a device (at login, or after registering on this connection). */
   account: Account | undefined;
   /**
-   * What the session needs of its device (the login's full record also holds the prekeys, ~2 KiB of
-   * buffers that an idle connection should not keep).
+   * The logged-in device's id. Only the id: the login's full record also holds the identity key and
+   * prekeys (~2 KiB of buffers an idle connection should not keep); `identityKey()` reads the key
+   * for the few requests that need it.
    */
-  deviceRecord: Pick<Device, "accountId" | "deviceId" | "identityKey"> | undefined;
+  device: number | undefined;
   /** Name verified during registration on this connection. */
   verifiedName: string | undefined;
   private readonly passive: boolean;
@@ -55,7 +61,7 @@ export class ClientSession {
 
   // Delivery state: entries pushed and not yet acknowledged, and where the next fetch starts.
   /** Pushed, unacknowledged entries: seq → when the entry was committed (for the delivery latency). */
-  private readonly inflight = new Map<number, number>();
+  private inflight: Map<number, number> = NO_ENTRIES;
   /** Pushed entries that have no queue row (Gateway.routeDeliveredReceipt), until acknowledged. */
   private memoryEntries: Map<number, Stanza> | undefined;
   /**
@@ -70,11 +76,12 @@ export class ClientSession {
   private pumpAgain = false;
   private backlogDone = false;
   /** Serializes the pre-commit part of sends so queue order equals arrival order. */
-  private sendChain: Promise<void> = Promise.resolve();
+  private sendChain: Promise<void> | undefined;
   private pendingSends = 0;
 
-  private readonly stanzaBucket = new TokenBucket(5_000, 2_500);
-  // Created on first use: most connections never type or send requests after login.
+  // Created on first use: an idle connection sends nothing after its login, and most connections
+  // never type or send requests.
+  private stanzaBucket: TokenBucket | undefined;
   private typingBucket: TokenBucket | undefined;
   private iqBucket: TokenBucket | undefined;
 
@@ -85,8 +92,7 @@ export class ClientSession {
   ) {
     if (context.mode === "device") {
       this.account = context.account;
-      const { accountId, deviceId, identityKey } = context.device;
-      this.deviceRecord = { accountId, deviceId, identityKey: identityKey.slice() };
+      this.device = context.device.deviceId;
       this.passive = context.passive;
     } else {
       this.passive = false;
@@ -104,11 +110,17 @@ export class ClientSession {
   get user(): string | undefined {
     return this.account?.name;
   }
-  get device(): number | undefined {
-    return this.deviceRecord?.deviceId;
-  }
   get accountId(): AccountId | undefined {
     return this.account?.id;
+  }
+
+  /**
+   * The logged-in device's identity key, read from storage (only a few requests need it); undefined
+   * if the device is no longer registered.
+   */
+  async identityKey(): Promise<Uint8Array | undefined> {
+    if (this.account === undefined || this.device === undefined) return undefined;
+    return (await this.gateway.storage.getDevice(this.account.id, this.device))?.identityKey;
   }
 
   /** Called by the gateway once this session is registered as the device's connection. */
@@ -161,6 +173,7 @@ export class ClientSession {
 
   private onBytes(bytes: Uint8Array): void {
     if (this.closed) return;
+    this.stanzaBucket ??= new TokenBucket(5_000, 2_500);
     if (!this.stanzaBucket.take()) {
       this.abuse(CloseCode.RATE_LIMITED, "rate limited: too many stanzas");
       return;
@@ -221,7 +234,7 @@ export class ClientSession {
     const arrived = performance.now();
     // Preparation runs in arrival order and ends by calling enqueue (which fixes the queue order);
     // the wait for the durable commit is outside the chain, so sends pipeline into group commits.
-    this.sendChain = this.sendChain.then(async () => {
+    this.sendChain = (this.sendChain ?? Promise.resolve()).then(async () => {
       let commit: Promise<unknown>;
       try {
         const prepared = await this.prepareMessage(m);
@@ -514,6 +527,7 @@ export class ClientSession {
     let out = stanza;
     if (out.kind === "delivery" || out.kind === "receipt") out = { ...out, seq };
     else if (out.kind === "notification") out = { ...out, id: seq };
+    if (this.inflight === NO_ENTRIES) this.inflight = new Map();
     this.inflight.set(seq, createdAt);
     this.gateway.metrics.envelopesPushed.inc();
     if (!this.send(out)) {

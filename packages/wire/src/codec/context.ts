@@ -18,83 +18,97 @@ export const DEFAULT_CONTEXT_CAPACITY = 1024;
  */
 export class WireContext {
   readonly capacity: number;
-  private readonly outSlots: (string | undefined)[];
-  private readonly outIndex = new Map<string, number>();
+  // Every table is created on its first insert and grown by appending (slots are taken in order), not
+  // preallocated: an idle connection's context is one small object instead of two 1,024-slot arrays
+  // (16 KiB), and even empty arrays and a Map cost ~350 bytes per connection.
+  private outSlots: (string | undefined)[] | undefined;
+  private outIndex: Map<string, number> | undefined;
   private outCount = 0;
-  private readonly inSlots: (string | undefined)[];
+  private inSlots: (string | undefined)[] | undefined;
   private inCount = 0;
   /** undo journal of the stanza in progress: [slot, previous value] per insert */
-  private journal: [number, string | undefined][] = [];
+  private journal: [number, string | undefined][] | undefined;
 
   constructor(capacity = DEFAULT_CONTEXT_CAPACITY) {
     if (!Number.isInteger(capacity) || capacity < 1 || capacity > 8192) {
       throw new RangeError("WireContext capacity must be an integer in 1..8192");
     }
     this.capacity = capacity;
-    // Grown by appending as names arrive (slots are taken in order), not preallocated: an idle
-    // connection's context costs a few hundred bytes instead of two 1,024-slot arrays (16 KiB).
-    this.outSlots = [];
-    this.inSlots = [];
   }
 
   /** Encoder: slot of an already-sent name, or undefined. */
   lookupOut(name: string): number | undefined {
-    return this.outIndex.get(name);
+    return this.outIndex?.get(name);
   }
 
   /** Encoder: assign the next slot to `name` (only for names not yet in the table). */
   insertOut(name: string): void {
+    this.outSlots ??= [];
+    this.outIndex ??= new Map();
+    const slots = this.outSlots;
+    const index = this.outIndex;
     const slot = this.outCount % this.capacity;
-    const previous = this.outSlots[slot];
-    if (previous !== undefined && this.outIndex.get(previous) === slot) this.outIndex.delete(previous);
-    this.outSlots[slot] = name;
-    this.outIndex.set(name, slot);
+    const previous = slots[slot];
+    if (previous !== undefined && index.get(previous) === slot) index.delete(previous);
+    slots[slot] = name;
+    index.set(name, slot);
     this.outCount++;
+    this.journal ??= [];
     this.journal.push([slot, previous]);
   }
 
   /** Decoder: the name in `slot`. */
   lookupIn(slot: number): string {
-    const name = slot < this.capacity ? this.inSlots[slot] : undefined;
+    const name = slot < this.capacity ? this.inSlots?.[slot] : undefined;
     if (name === undefined) throw new WireError("BAD_TOKEN", `name slot ${slot} is empty`);
     return name;
   }
 
   insertIn(name: string): void {
+    this.inSlots ??= [];
+    const slots = this.inSlots;
     const slot = this.inCount % this.capacity;
-    this.journal.push([slot, this.inSlots[slot]]);
-    this.inSlots[slot] = name;
+    this.journal ??= [];
+    this.journal.push([slot, slots[slot]]);
+    slots[slot] = name;
     this.inCount++;
   }
 
   /** Start of one stanza's encode or decode. */
   begin(): void {
-    this.journal.length = 0;
+    if (this.journal !== undefined) this.journal.length = 0;
   }
 
   /** The stanza completed: keep its inserts. */
   commit(): void {
-    this.journal.length = 0;
+    if (this.journal !== undefined) this.journal.length = 0;
   }
 
   rollbackOut(): void {
-    for (let i = this.journal.length - 1; i >= 0; i--) {
-      const [slot, previous] = this.journal[i]!;
-      const name = this.outSlots[slot];
-      if (name !== undefined && this.outIndex.get(name) === slot) this.outIndex.delete(name);
-      this.outSlots[slot] = previous;
-      if (previous !== undefined) this.outIndex.set(previous, slot);
+    const journal = this.journal;
+    if (journal === undefined || journal.length === 0) return;
+    const slots = this.outSlots!;
+    const index = this.outIndex!;
+    for (let i = journal.length - 1; i >= 0; i--) {
+      const [slot, previous] = journal[i]!;
+      const name = slots[slot];
+      if (name !== undefined && index.get(name) === slot) index.delete(name);
+      slots[slot] = previous;
+      if (previous !== undefined) index.set(previous, slot);
       this.outCount--;
     }
-    this.journal.length = 0;
+    journal.length = 0;
   }
 
   rollbackIn(): void {
-    for (let i = this.journal.length - 1; i >= 0; i--) {
-      const [slot, previous] = this.journal[i]!;
-      this.inSlots[slot] = previous;
+    const journal = this.journal;
+    if (journal === undefined || journal.length === 0) return;
+    const slots = this.inSlots!;
+    for (let i = journal.length - 1; i >= 0; i--) {
+      const [slot, previous] = journal[i]!;
+      slots[slot] = previous;
       this.inCount--;
     }
-    this.journal.length = 0;
+    journal.length = 0;
   }
 }

@@ -10,7 +10,6 @@ import {
   createHmac,
   createPrivateKey,
   createPublicKey,
-  createSecretKey,
   diffieHellman,
   hkdfSync,
   type KeyObject,
@@ -81,18 +80,23 @@ const sharedNonce = Buffer.alloc(12);
 
 class NodeAead implements BoundAead {
   private readonly nonce = sharedNonce;
-  private readonly key: KeyObject;
+  /**
+   * The raw key, not a KeyObject: createCipheriv costs the same either way (measured: ~9–10 µs per
+   * call for both), and a KeyObject is four objects plus a native copy, ~400 bytes per cipher state.
+   */
+  private readonly key: Buffer;
   private readonly algorithm: "aes-256-gcm" | "chacha20-poly1305";
   private readonly cipher: NoiseCipherName;
 
   constructor(cipher: NoiseCipherName, key: Uint8Array) {
     this.cipher = cipher;
     this.algorithm = cipher === "AESGCM" ? "aes-256-gcm" : "chacha20-poly1305";
-    this.key = createSecretKey(key);
+    if (key.length !== 32) throw new Error("AEAD key must be 32 bytes");
+    this.key = Buffer.from(key); // a copy: the caller's array may be reused or wiped
   }
 
   exportKey(): Uint8Array {
-    return asUint8(this.key.export());
+    return new Uint8Array(this.key);
   }
 
   seal(nonceHigh: number, nonceLow: number, ad: Uint8Array, plaintext: Uint8Array, headroom = 0): Uint8Array {

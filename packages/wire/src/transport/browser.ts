@@ -11,7 +11,7 @@ import type { FrameLink, FrameLinkHandlers } from "./link.ts";
 import type { ConnectOptions, ConnectResult } from "./types.ts";
 
 const noop = () => {};
-const NO_HANDLERS: FrameLinkHandlers = { onFrame: noop, onError: noop, onClosed: noop, onDrain: noop };
+const NO_HANDLERS: FrameLinkHandlers = { frameReceived: noop, linkFailed: noop, linkClosed: noop, linkDrained: noop };
 /** Browsers have no drain event on WebSocket: poll bufferedAmount while it is non-zero. */
 const DRAIN_POLL_MS = 20;
 
@@ -30,25 +30,25 @@ export class BrowserWebSocketLink implements FrameLink {
     ws.addEventListener("message", (event: MessageEvent) => {
       if (this.closed) return;
       if (!(event.data instanceof ArrayBuffer)) {
-        this.handlers.onError(new WireError("PROTOCOL_VIOLATION", "text WebSocket message"));
+        this.handlers.linkFailed(new WireError("PROTOCOL_VIOLATION", "text WebSocket message"));
         return;
       }
       const frame = new Uint8Array(event.data);
       if (frame.length > this.maxFrameSize) {
-        this.handlers.onError(new WireError("FRAME_TOO_LARGE", `frame of ${frame.length} bytes exceeds the limit`));
+        this.handlers.linkFailed(new WireError("FRAME_TOO_LARGE", `frame of ${frame.length} bytes exceeds the limit`));
         return;
       }
       if (frame.length === 0) {
-        this.handlers.onError(new WireError("PROTOCOL_VIOLATION", "empty frame"));
+        this.handlers.linkFailed(new WireError("PROTOCOL_VIOLATION", "empty frame"));
         return;
       }
-      this.handlers.onFrame(frame);
+      this.handlers.frameReceived(frame);
     });
     ws.addEventListener("close", () => {
       if (this.closed) return;
       this.closed = true;
       if (this.drainTimer !== undefined) clearTimeout(this.drainTimer);
-      this.handlers.onClosed();
+      this.handlers.linkClosed();
     });
   }
 
@@ -75,7 +75,7 @@ export class BrowserWebSocketLink implements FrameLink {
       this.drainTimer = undefined;
       if (this.closed) return;
       if (this.ws.bufferedAmount > 0) this.pollDrain();
-      this.handlers.onDrain();
+      this.handlers.linkDrained();
     }, DRAIN_POLL_MS);
   }
 

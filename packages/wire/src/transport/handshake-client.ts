@@ -148,10 +148,10 @@ export function runClientHandshake(options: ClientHandshakeOptions): Promise<Con
 
     link.setMaxFrameSize(limits.maxHandshakeFrameSize);
     link.setHandlers({
-      onFrame,
-      onError: fail,
-      onClosed: () => fail(new WireError("CLOSED", "connection closed during the handshake")),
-      onDrain: () => {},
+      frameReceived: onFrame,
+      linkFailed: fail,
+      linkClosed: () => fail(new WireError("CLOSED", "connection closed during the handshake")),
+      linkDrained: () => {},
     });
     try {
       if (options.serverStaticPublicKey) {

@@ -132,7 +132,7 @@ export function acceptLink<C>(link: FrameLink, server: ServerOptions<C>, accept:
       report(new WireError("HANDSHAKE_FAILED", "onConnection threw", { cause: err }));
       return;
     }
-    for (const frame of pending.splice(0)) connection.receiveFrame(frame);
+    for (const frame of pending.splice(0)) connection.frameReceived(frame);
   }
 
   async function onIkInit(body: Uint8Array): Promise<void> {
@@ -222,9 +222,9 @@ export function acceptLink<C>(link: FrameLink, server: ServerOptions<C>, accept:
 
   link.setMaxFrameSize(limits.maxHandshakeFrameSize);
   link.setHandlers({
-    onFrame: (frame) => {
+    frameReceived: (frame) => {
       if (session) {
-        session.receiveFrame(frame);
+        session.frameReceived(frame);
         return;
       }
       if (state === "done") return;
@@ -236,8 +236,8 @@ export function acceptLink<C>(link: FrameLink, server: ServerOptions<C>, accept:
         );
       });
     },
-    onError: fail,
-    onClosed: () => fail(new WireError("CLOSED", "connection closed during the handshake")),
-    onDrain: () => {},
+    linkFailed: fail,
+    linkClosed: () => fail(new WireError("CLOSED", "connection closed during the handshake")),
+    linkDrained: () => {},
   });
 }

@@ -14,8 +14,28 @@ export const DEFAULT_LIMITS: Readonly<TransportLimits> = {
   closeTimeoutMs: 2_000,
 };
 
+/**
+ * Resolved limits by the options object they came from: a server passes the same options for every
+ * connection, and every session keeps a reference, so they share one object (not ~100 bytes each).
+ */
+const resolvedByOptions = new WeakMap<Partial<TransportLimits>, TransportLimits>();
+let resolvedDefault: TransportLimits | undefined;
+
+/** The limits with defaults filled in and checked; the result is shared, frozen, and must not change. */
 export function resolveLimits(partial: Partial<TransportLimits> | undefined): TransportLimits {
-  const limits = { ...DEFAULT_LIMITS, ...partial };
+  if (partial === undefined) {
+    resolvedDefault ??= check({ ...DEFAULT_LIMITS });
+    return resolvedDefault;
+  }
+  let limits = resolvedByOptions.get(partial);
+  if (limits === undefined) {
+    limits = check({ ...DEFAULT_LIMITS, ...partial });
+    resolvedByOptions.set(partial, limits);
+  }
+  return limits;
+}
+
+function check(limits: TransportLimits): TransportLimits {
   if (!(limits.maxFrameSize >= 64 && limits.maxFrameSize <= MAX_NOISE_MESSAGE)) {
     throw new WireError("LIMIT_EXCEEDED", `maxFrameSize must be within 64..${MAX_NOISE_MESSAGE}`);
   }
@@ -23,5 +43,5 @@ export function resolveLimits(partial: Partial<TransportLimits> | undefined): Tr
     throw new WireError("LIMIT_EXCEEDED", `maxHandshakeFrameSize must be within 128..${MAX_NOISE_MESSAGE}`);
   }
   if (!(limits.rekeyAfterRecords >= 1)) throw new WireError("LIMIT_EXCEEDED", "rekeyAfterRecords must be >= 1");
-  return limits;
+  return Object.freeze(limits);
 }

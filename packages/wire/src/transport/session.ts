@@ -6,7 +6,7 @@
 import { WireError } from "../errors.ts";
 import type { CipherState } from "../noise/cipher-state.ts";
 import { TAG_LEN } from "../noise/suite.ts";
-import type { FrameLink } from "./link.ts";
+import type { FrameLink, FrameLinkHandlers } from "./link.ts";
 import {
   decodeClose,
   decodeLoginResponse,
@@ -23,6 +23,9 @@ import { CloseCode, type Connection, type HandshakePattern, type TransportLimits
 const EMPTY = new Uint8Array(0);
 const REKEY_RECORD = new Uint8Array([RecordType.REKEY]);
 const PING_RECORD = new Uint8Array([RecordType.PING]);
+const NO_LISTENERS: readonly never[] = Object.freeze([]);
+
+type CloseListener = (code: number, reason: string, error?: WireError) => void;
 
 /** Runs `task` once at the end of the current event-loop turn (after pending I/O callbacks in Node). */
 export type Scheduler = (task: () => void) => void;
@@ -62,7 +65,7 @@ export interface HandoffState {
   held: Uint8Array[];
 }
 
-export class SecureConnection implements Connection {
+export class SecureConnection implements Connection, FrameLinkHandlers {
   readonly remoteStaticPublicKey: Uint8Array;
   readonly pattern: HandshakePattern;
   readonly maxStanzaSize: number;
@@ -83,10 +86,13 @@ export class SecureConnection implements Connection {
   private aboveHighWater = false;
 
   private stanzaHandler: ((stanza: Uint8Array) => void) | null = null;
-  private held: Uint8Array[] = [];
+  /** Stanzas that arrived before the stanza handler was set (usually none: created on first use). */
+  private held: Uint8Array[] | undefined;
   private heldBytes = 0;
-  private readonly closeListeners: ((code: number, reason: string, error?: WireError) => void)[] = [];
-  private readonly drainListeners: (() => void)[] = [];
+  // Copied on add, starting from a shared empty array: a connection has one listener of each, and an
+  // array grown by push would reserve 17 slots.
+  private closeListeners: readonly CloseListener[] = NO_LISTENERS;
+  private drainListeners: readonly (() => void)[] = NO_LISTENERS;
   private onLoginResponse: ((response: LoginResponse) => void) | undefined;
 
   private status: "open" | "closing" | "closed" = "open";
@@ -113,12 +119,7 @@ export class SecureConnection implements Connection {
     this.maxRecordPlaintext = this.limits.maxFrameSize - TAG_LEN;
     this.maxStanzaSize = this.maxRecordPlaintext - 1 - MAX_VARINT_BYTES;
     this.link.setMaxFrameSize(this.limits.maxFrameSize);
-    this.link.setHandlers({
-      onFrame: (frame) => this.receiveFrame(frame),
-      onError: (error) => this.fail(error),
-      onClosed: () => this.linkClosed(),
-      onDrain: () => this.checkDrain(),
-    });
+    this.link.setHandlers(this);
     this.startActivityTimer();
   }
 
@@ -148,9 +149,9 @@ export class SecureConnection implements Connection {
       recordsSinceRekey: this.recordsSinceRekey,
       remoteStaticPublicKey: this.remoteStaticPublicKey,
       pattern: this.pattern,
-      held: this.held,
+      held: this.held ?? [],
     };
-    this.held = [];
+    this.held = undefined;
     this.heldBytes = 0;
     this.closeReported = true;
     this.status = "closed";
@@ -162,6 +163,7 @@ export class SecureConnection implements Connection {
   restoreFromHandoff(state: Pick<HandoffState, "held" | "recordsSinceRekey">): void {
     this.recordsSinceRekey = state.recordsSinceRekey;
     for (const stanza of state.held) {
+      this.held ??= [];
       this.held.push(stanza);
       this.heldBytes += stanza.length;
     }
@@ -261,9 +263,9 @@ export class SecureConnection implements Connection {
 
   onStanza(handler: (stanza: Uint8Array) => void): void {
     this.stanzaHandler = handler;
-    if (this.held.length > 0) {
+    if (this.held !== undefined) {
       const held = this.held;
-      this.held = [];
+      this.held = undefined;
       this.heldBytes = 0;
       for (const stanza of held) {
         if (this.status === "closed") break;
@@ -272,16 +274,16 @@ export class SecureConnection implements Connection {
     }
   }
 
-  onClose(listener: (code: number, reason: string, error?: WireError) => void): void {
+  onClose(listener: CloseListener): void {
     const info = this.closeInfo;
     // Added after the close was reported (e.g. a close record that arrived with the login result):
     // still called exactly once, on a later turn like every other close notification.
     if (info) queueMicrotask(() => listener(info.code, info.reason, info.error));
-    else this.closeListeners.push(listener);
+    else this.closeListeners = [...this.closeListeners, listener];
   }
 
   onDrain(listener: () => void): void {
-    this.drainListeners.push(listener);
+    this.drainListeners = [...this.drainListeners, listener];
   }
 
   close(code: number, reason: string): void {
@@ -304,6 +306,11 @@ export class SecureConnection implements Connection {
     this.link.end();
     this.closeTimer = setTimeout(() => this.link.destroy(), this.limits.closeTimeoutMs);
     this.reportClose(code, reason, error);
+  }
+
+  /** The link broke its framing rules (FrameLinkHandlers). */
+  linkFailed(error: WireError): void {
+    this.fail(error);
   }
 
   /** Closes because of a failure: the peer learns the code from an encrypted close record. */
@@ -329,7 +336,7 @@ export class SecureConnection implements Connection {
     if (this.closeReported) return;
     this.closeReported = true;
     this.closeInfo = { code, reason, ...(error ? { error } : {}) };
-    this.held = [];
+    this.held = undefined;
     for (const listener of this.closeListeners) {
       try {
         listener(code, reason, error);
@@ -339,7 +346,8 @@ export class SecureConnection implements Connection {
     }
   }
 
-  private linkClosed(): void {
+  /** The socket is gone (FrameLinkHandlers). */
+  linkClosed(): void {
     const wasOpen = this.status === "open";
     this.status = "closed";
     this.stopActivityTimer();
@@ -355,7 +363,8 @@ export class SecureConnection implements Connection {
     }
   }
 
-  private checkDrain(): void {
+  /** The socket's write buffer drained (FrameLinkHandlers). */
+  linkDrained(): void {
     if (!this.aboveHighWater || this.status !== "open") return;
     if (this.bufferedAmount >= this.limits.highWaterMark) return;
     this.aboveHighWater = false;
@@ -368,8 +377,8 @@ export class SecureConnection implements Connection {
     }
   }
 
-  /** Entry point for every frame of the session; never throws. */
-  receiveFrame(frame: Uint8Array): void {
+  /** Entry point for every frame of the session (FrameLinkHandlers); never throws. */
+  frameReceived(frame: Uint8Array): void {
     if (this.status === "closed") return;
     this.receivedSinceCheck = true;
     let plaintext: Uint8Array;
@@ -426,6 +435,7 @@ export class SecureConnection implements Connection {
       if (this.heldBytes > this.limits.maxBufferedBytes) {
         throw new WireError("LIMIT_EXCEEDED", "too many stanzas before a stanza handler was set");
       }
+      this.held ??= [];
       this.held.push(stanza);
       return;
     }

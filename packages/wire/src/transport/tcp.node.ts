@@ -12,7 +12,7 @@ import { type HandoffState, type Scheduler, SecureConnection } from "./session.t
 import type { Connection, ServerOptions, TransportLimits } from "./types.ts";
 
 const noop = () => {};
-const NO_HANDLERS: FrameLinkHandlers = { onFrame: noop, onError: noop, onClosed: noop, onDrain: noop };
+const NO_HANDLERS: FrameLinkHandlers = { frameReceived: noop, linkFailed: noop, linkClosed: noop, linkDrained: noop };
 
 export class TcpFrameLink implements FrameLink {
   readonly frameHeaderSize = FRAME_HEADER_SIZE;
@@ -20,12 +20,12 @@ export class TcpFrameLink implements FrameLink {
   private readonly decoder: FrameDecoder;
   private handlers: FrameLinkHandlers = NO_HANDLERS;
   private closed = false;
-  private readonly deliver = (frame: Uint8Array): void => this.handlers.onFrame(frame);
+  private readonly deliver = (frame: Uint8Array): void => this.handlers.frameReceived(frame);
   private readonly onData = (chunk: Buffer): void => {
     try {
       this.decoder.push(chunk, this.deliver);
     } catch (err) {
-      this.handlers.onError(
+      this.handlers.linkFailed(
         err instanceof WireError ? err : new WireError("PROTOCOL_VIOLATION", "frame handling failed", { cause: err }),
       );
     }
@@ -36,13 +36,13 @@ export class TcpFrameLink implements FrameLink {
     this.decoder = new FrameDecoder(maxFrameSize);
     socket.setNoDelay(true);
     socket.on("data", this.onData);
-    socket.on("drain", () => this.handlers.onDrain());
+    socket.on("drain", () => this.handlers.linkDrained());
     // Errors (ECONNRESET, EPIPE) are followed by "close"; the close path reports them.
     socket.on("error", noop);
     socket.on("close", () => {
       this.closed = true;
       this.decoder.stop();
-      this.handlers.onClosed();
+      this.handlers.linkClosed();
     });
   }
 

@@ -14,7 +14,7 @@ import type { FrameLink, FrameLinkHandlers } from "./link.ts";
 import type { ServerOptions } from "./types.ts";
 
 const noop = () => {};
-const NO_HANDLERS: FrameLinkHandlers = { onFrame: noop, onError: noop, onClosed: noop, onDrain: noop };
+const NO_HANDLERS: FrameLinkHandlers = { frameReceived: noop, linkFailed: noop, linkClosed: noop, linkDrained: noop };
 /** ws reports this code when a message exceeds maxPayload. */
 const WS_TOO_LARGE = "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH";
 
@@ -24,7 +24,7 @@ export class NodeWebSocketLink implements FrameLink {
   private maxFrameSize: number;
   private handlers: FrameLinkHandlers = NO_HANDLERS;
   private closed = false;
-  private readonly afterWrite = (): void => this.handlers.onDrain();
+  private readonly afterWrite = (): void => this.handlers.linkDrained();
 
   constructor(ws: WebSocket, maxFrameSize: number) {
     this.ws = ws;
@@ -33,27 +33,27 @@ export class NodeWebSocketLink implements FrameLink {
     ws.on("message", (data: Buffer, isBinary: boolean) => {
       if (this.closed) return;
       if (!isBinary) {
-        this.handlers.onError(new WireError("PROTOCOL_VIOLATION", "text WebSocket message"));
+        this.handlers.linkFailed(new WireError("PROTOCOL_VIOLATION", "text WebSocket message"));
         return;
       }
       if (data.length > this.maxFrameSize) {
-        this.handlers.onError(new WireError("FRAME_TOO_LARGE", `frame of ${data.length} bytes exceeds the limit`));
+        this.handlers.linkFailed(new WireError("FRAME_TOO_LARGE", `frame of ${data.length} bytes exceeds the limit`));
         return;
       }
       if (data.length === 0) {
-        this.handlers.onError(new WireError("PROTOCOL_VIOLATION", "empty frame"));
+        this.handlers.linkFailed(new WireError("PROTOCOL_VIOLATION", "empty frame"));
         return;
       }
-      this.handlers.onFrame(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      this.handlers.frameReceived(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
     });
     ws.on("error", (err: Error & { code?: string }) => {
-      if (err.code === WS_TOO_LARGE) this.handlers.onError(new WireError("FRAME_TOO_LARGE", err.message));
+      if (err.code === WS_TOO_LARGE) this.handlers.linkFailed(new WireError("FRAME_TOO_LARGE", err.message));
       // other errors are followed by "close"
     });
     ws.on("close", () => {
       if (this.closed) return;
       this.closed = true;
-      this.handlers.onClosed();
+      this.handlers.linkClosed();
     });
   }
 
