@@ -89,8 +89,8 @@ export class SecureConnection implements Connection, FrameLinkHandlers {
   /** Stanzas that arrived before the stanza handler was set (usually none: created on first use). */
   private held: Uint8Array[] | undefined;
   private heldBytes = 0;
-  // Copied on add, starting from a shared empty array: a connection has one listener of each, and an
-  // array grown by push would reserve 17 slots.
+  // Copied on add (concat: an exact-size array) from a shared empty one: a connection has one listener
+  // of each, and an array grown by push or spread would reserve 17 slots (~130 bytes more).
   private closeListeners: readonly CloseListener[] = NO_LISTENERS;
   private drainListeners: readonly (() => void)[] = NO_LISTENERS;
   private onLoginResponse: ((response: LoginResponse) => void) | undefined;
@@ -279,11 +279,11 @@ export class SecureConnection implements Connection, FrameLinkHandlers {
     // Added after the close was reported (e.g. a close record that arrived with the login result):
     // still called exactly once, on a later turn like every other close notification.
     if (info) queueMicrotask(() => listener(info.code, info.reason, info.error));
-    else this.closeListeners = [...this.closeListeners, listener];
+    else this.closeListeners = this.closeListeners.concat(listener);
   }
 
   onDrain(listener: () => void): void {
-    this.drainListeners = [...this.drainListeners, listener];
+    this.drainListeners = this.drainListeners.concat(listener);
   }
 
   close(code: number, reason: string): void {
