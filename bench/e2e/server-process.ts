@@ -41,6 +41,44 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
+/**
+ * Stops a process started as the leader of its own process group: SIGTERM to the leader (unless it
+ * already exited), up to `graceMs` for it and the rest of its group to end, then SIGKILL to
+ * whatever is left of the group.
+ */
+export async function stopProcessGroup(
+  pid: number,
+  exit: Promise<void>,
+  exited: boolean,
+  graceMs = 15_000,
+): Promise<void> {
+  const groupAlive = () => {
+    try {
+      process.kill(-pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (!exited) {
+    try {
+      process.kill(pid, "SIGTERM");
+    } catch {
+      // already gone
+    }
+  }
+  const deadline = Date.now() + graceMs;
+  await Promise.race([exit, new Promise((r) => setTimeout(r, graceMs))]);
+  while (groupAlive() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  if (groupAlive()) {
+    try {
+      process.kill(-pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+}
+
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const probe = createServer();
@@ -108,36 +146,9 @@ export async function startServerProcess(options: ServerProcessOptions): Promise
     exited = true;
   });
 
-  const groupAlive = () => {
-    try {
-      process.kill(-pid, 0);
-      return true;
-    } catch {
-      return false;
-    }
-  };
   // SIGTERM to the root only: the launcher forwards it to the primary, which stops its workers in
   // order (signalling the whole group at once makes workers talk to a primary that is already gone).
-  // Whatever is left of the group after the grace period is killed.
-  const stop = async () => {
-    if (!exited) {
-      try {
-        process.kill(pid, "SIGTERM");
-      } catch {
-        // already gone
-      }
-    }
-    const deadline = Date.now() + 15_000;
-    await Promise.race([exit, new Promise((r) => setTimeout(r, 15_000))]);
-    while (groupAlive() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    if (groupAlive()) {
-      try {
-        process.kill(-pid, "SIGKILL");
-      } catch {
-        // already gone
-      }
-    }
-  };
+  const stop = () => stopProcessGroup(pid, exit, exited);
 
   const deadline = Date.now() + 60_000;
   while (!(await healthy(httpPort))) {

@@ -11,7 +11,7 @@ import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort } from "../e2e/server-process.ts";
+import { freePort, stopProcessGroup } from "../e2e/server-process.ts";
 
 export class EjabberdError extends Error {
   override readonly name = "EjabberdError";
@@ -209,35 +209,11 @@ export async function startEjabberd(options: EjabberdOptions, log: (msg: string)
   child.stdout?.on("data", onOutput);
   child.stderr?.on("data", onOutput);
 
-  const groupAlive = () => {
-    try {
-      process.kill(-pid, 0);
-      return true;
-    } catch {
-      return false;
-    }
-  };
   let stopping: Promise<void> | undefined;
   const stop = () => {
     stopping ??= (async () => {
       // SIGTERM: the VM stops its applications in order (init:stop); then whatever is left is killed
-      if (!exited) {
-        try {
-          process.kill(pid, "SIGTERM");
-        } catch {
-          // already gone
-        }
-      }
-      const deadline = Date.now() + 15_000;
-      await Promise.race([exit, new Promise((r) => setTimeout(r, 15_000))]);
-      while (groupAlive() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-      if (groupAlive()) {
-        try {
-          process.kill(-pid, "SIGKILL");
-        } catch {
-          // already gone
-        }
-      }
+      await stopProcessGroup(pid, exit, exited);
       rmSync(dir, { recursive: true, force: true });
     })();
     return stopping;

@@ -9,7 +9,10 @@ describe("transport limits", () => {
     assert.equal(resolveLimits({ idleTimeoutMs: 5 }).idleTimeoutMs, 5);
     assert.equal(resolveLimits({ idleTimeoutMs: 5 }).maxFrameSize, DEFAULT_LIMITS.maxFrameSize);
     for (const bad of [{ maxFrameSize: 10 }, { maxHandshakeFrameSize: 70_000 }, { rekeyAfterRecords: 0 }]) {
-      assert.throws(() => resolveLimits(bad), (e) => isWireError(e) && e.code === "LIMIT_EXCEEDED");
+      assert.throws(
+        () => resolveLimits(bad),
+        (e) => isWireError(e) && e.code === "LIMIT_EXCEEDED",
+      );
     }
   });
 
