@@ -463,6 +463,8 @@ export function applyGroupChange(
         "FORBIDDEN",
         "the invite link is not valid (revoked or wrong)",
       );
+      // Everyone left: the group is over, and a join would leave it with a member and no admin.
+      rule(members.size > 0, "FORBIDDEN", "the group has no members any more");
       rule(members.size + 1 <= MAX_GROUP_MEMBERS, "INVALID", `a group has at most ${MAX_GROUP_MEMBERS} members`);
       members.set(a, "member");
       break;

@@ -201,6 +201,19 @@ describe("group rules", () => {
     );
   });
 
+  test("no join into a group everyone has left (found by the property test below, seed 1867715603)", () => {
+    const code = "c";
+    let state = apply(created, next(created, "alice", { action: "invite-set", inviteHash: inviteCodeHash(code) }));
+    for (const user of [...state.members.keys()]) {
+      state = apply(state, next(state, user, { action: "leave", users: [user] }));
+    }
+    assert.equal(state.members.size, 0);
+    rejects(
+      () => apply(state, next(state, "alice", { action: "join", users: ["alice"], inviteCode: code })),
+      "FORBIDDEN",
+    );
+  });
+
   test(`at most ${MAX_GROUP_MEMBERS} members`, () => {
     const many = Array.from({ length: MAX_GROUP_MEMBERS - 1 }, (_, i) => `u${i}`);
     const full = apply(undefined, next(undefined, "alice", { action: "create", users: many, subject: "big" }));
