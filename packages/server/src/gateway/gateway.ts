@@ -181,8 +181,9 @@ export class Gateway {
     this.byDevice.set(key, session);
     this.byUser.add(user, session);
     this.metrics.connections.inc();
+    // One event for both: the claim also tells every worker the device is online (one IPC message
+    // per worker per login instead of two).
     this.router.publish({ type: "claim", user, device, owner: this.claimOwner(session) });
-    this.router.publish({ type: "presence", user, device, online: true, lastSeen: this.clock.now() });
     session.start();
   }
 
@@ -258,6 +259,7 @@ export class Gateway {
       case "claim": {
         const s = this.byDevice.get(deviceKey(e.user, e.device));
         if (s && this.claimOwner(s) !== e.owner) s.replaced();
+        this.deviceOnline(e.user, e.device);
         break;
       }
       case "ephemeral":
@@ -266,10 +268,8 @@ export class Gateway {
         }
         break;
       case "presence": {
-        if (e.online) {
-          const wasOnline = this.online.add(e.user, e.device) > 0;
-          if (!wasOnline) this.notifyWatchers(e.user, { kind: "presence", type: "available", from: e.user });
-        } else if (this.online.count(e.user) > 0) {
+        if (e.online) this.deviceOnline(e.user, e.device);
+        else if (this.online.count(e.user) > 0) {
           if (this.online.delete(e.user, e.device) === 0) {
             this.notifyWatchers(e.user, {
               kind: "presence",
@@ -282,6 +282,11 @@ export class Gateway {
         break;
       }
     }
+  }
+
+  private deviceOnline(user: string, device: number): void {
+    const wasOnline = this.online.add(user, device) > 0;
+    if (!wasOnline) this.notifyWatchers(user, { kind: "presence", type: "available", from: user });
   }
 
   private notifyWatchers(user: string, stanza: Stanza): void {

@@ -22,7 +22,10 @@ export type RouteEvent =
       createdAt: number;
       envelope: Uint8Array;
     }
-  /** A device logged in on `owner`: every other worker closes its older connection for it. */
+  /**
+   * A device logged in on `owner`: every other worker closes its older connection for it, and every
+   * worker counts the device online (presence: no separate online event).
+   */
   | { type: "claim"; user: string; device: number; owner: string }
   /** An ephemeral stanza (typing, presence update) for all online devices of `user`; never stored. */
   | { type: "ephemeral"; user: string; stanza: Uint8Array; exceptDevice?: number }
@@ -52,7 +55,7 @@ export type RouteEvent =
    * owning that account's queue shard, which pushes it or queues it (Gateway.routeDeliveredReceipt).
    */
   | { type: "receipt"; accountId: string; device?: number; stanza: Uint8Array }
-  /** A device of `user` came online or went offline (for presence subscribers). */
+  /** A device of `user` went offline (`online: false`; coming online travels as a claim), for presence subscribers. */
   | { type: "presence"; user: string; device: number; online: boolean; lastSeen: number };
 
 export interface Router {
