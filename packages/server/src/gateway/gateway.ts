@@ -38,7 +38,7 @@ import type { Verifier } from "../verifier.ts";
 import { CompactMultiMap } from "./compact-multimap.ts";
 import { GroupDirectory } from "./groups.ts";
 import { LinkRegistry } from "./links.ts";
-import { ClientSession } from "./session.ts";
+import { ClientSession, sameBytes } from "./session.ts";
 
 /** What authenticate() hands to onConnection(). */
 export type LoginContext =
@@ -149,8 +149,7 @@ export class Gateway {
   async adopt(connection: Connection, login: { accountId: AccountId; deviceId: number; passive: boolean }) {
     const device = await this.storage.getDevice(login.accountId, login.deviceId);
     const account = device ? await this.storage.getAccount(login.accountId) : null;
-    const key = connection.remoteStaticPublicKey;
-    if (!device || !account || Buffer.compare(Buffer.from(device.noiseStaticKey), Buffer.from(key)) !== 0) {
+    if (!device || !account || !sameBytes(device.noiseStaticKey, connection.remoteStaticPublicKey)) {
       connection.close(CloseCode.AUTH_FAILED, "this device is not registered any more");
       return;
     }
@@ -202,7 +201,7 @@ export class Gateway {
     this.byUser.delete(session.user, session);
     this.metrics.connections.dec();
     const now = this.clock.now();
-    this.router.publish({ type: "presence", user: session.user, device: session.device, online: false, lastSeen: now });
+    this.router.publish({ type: "offline", user: session.user, device: session.device, lastSeen: now });
     this.storage.touchDevice(session.accountId!, session.device, now).catch(() => {});
   }
 
@@ -267,20 +266,16 @@ export class Gateway {
           if (s.device !== e.exceptDevice) s.sendRaw(e.stanza);
         }
         break;
-      case "presence": {
-        if (e.online) this.deviceOnline(e.user, e.device);
-        else if (this.online.count(e.user) > 0) {
-          if (this.online.delete(e.user, e.device) === 0) {
-            this.notifyWatchers(e.user, {
-              kind: "presence",
-              type: "unavailable",
-              from: e.user,
-              lastSeen: Math.floor(e.lastSeen / 1000),
-            });
-          }
+      case "offline":
+        if (this.online.count(e.user) > 0 && this.online.delete(e.user, e.device) === 0) {
+          this.notifyWatchers(e.user, {
+            kind: "presence",
+            type: "unavailable",
+            from: e.user,
+            lastSeen: Math.floor(e.lastSeen / 1000),
+          });
         }
         break;
-      }
     }
   }
 

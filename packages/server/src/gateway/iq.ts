@@ -19,7 +19,7 @@ import type { KemPreKey, PreKeyBundle as StoredBundle } from "../storage/index.t
 import { isStorageError, normalizeAccountName } from "../storage/index.ts";
 import { GroupError } from "./groups.ts";
 import { LinkError } from "./links.ts";
-import type { ClientSession } from "./session.ts";
+import { type ClientSession, sameBytes } from "./session.ts";
 
 /** A device below this many one-time prekeys of either kind is told to upload more. */
 export const PREKEYS_LOW_WATERMARK = 10;
@@ -379,11 +379,13 @@ async function linkComplete(
     if (err instanceof LinkError) return fail(err.code, err.message);
     throw err;
   }
-  const same = (a: Uint8Array, b: Uint8Array) => Buffer.compare(Buffer.from(a), Buffer.from(b)) === 0;
-  if (!same(identity.noiseKey, session.connection.remoteStaticPublicKey) || !same(req.noiseKey, identity.noiseKey)) {
+  if (
+    !sameBytes(identity.noiseKey, session.connection.remoteStaticPublicKey) ||
+    !sameBytes(req.noiseKey, identity.noiseKey)
+  ) {
     fail("bad-request", "the device identity's noise key must be this connection's static key");
   }
-  if (!same(identity.identityKey, req.identityKey))
+  if (!sameBytes(identity.identityKey, req.identityKey))
     fail("bad-request", "the device identity names another identity key");
   const account = await gw.storage.getAccountByName(identity.user);
   if (!account) return fail("not-found", `no account named ${identity.user}`);
@@ -471,7 +473,7 @@ async function registerPrimaryDevice(
 ): Promise<IqResult> {
   const name = session.verifiedName;
   if (name === undefined) return fail("unauthorized", "verify an account name first (register-account)");
-  if (Buffer.compare(Buffer.from(req.noiseKey), Buffer.from(session.connection.remoteStaticPublicKey)) !== 0) {
+  if (!sameBytes(req.noiseKey, session.connection.remoteStaticPublicKey)) {
     fail("bad-request", "noiseKey must be the static key of this connection");
   }
   try {

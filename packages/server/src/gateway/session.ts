@@ -32,6 +32,8 @@ const MAX_CLIENT_STANZA = 512 * 1024;
 
 export const toHex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 export const fromHex = (s: string) => new Uint8Array(Buffer.from(s, "hex"));
+/** Byte-wise equality of two public values (keys), without copying them. */
+export const sameBytes = (a: Uint8Array, b: Uint8Array) => Buffer.compare(a, b) === 0;
 const seconds = (ms: number) => Math.floor(ms / 1000);
 /**
  * The in-flight map of every session that has not pushed anything yet (an idle connection): never

@@ -55,8 +55,8 @@ export type RouteEvent =
    * owning that account's queue shard, which pushes it or queues it (Gateway.routeDeliveredReceipt).
    */
   | { type: "receipt"; accountId: string; device?: number; stanza: Uint8Array }
-  /** A device of `user` went offline (`online: false`; coming online travels as a claim), for presence subscribers. */
-  | { type: "presence"; user: string; device: number; online: boolean; lastSeen: number };
+  /** A device of `user` went offline, for presence subscribers (coming online travels as a claim). */
+  | { type: "offline"; user: string; device: number; lastSeen: number };
 
 export interface Router {
   /** Delivers `event` to every subscriber in every process, this one included. */
