@@ -101,8 +101,9 @@ export async function startWorker(deps: WorkerDeps): Promise<WorkerHandle> {
   const sendOff = storage.count > 1 ? deps.handOff : undefined;
   /** Hands a just-logged-in TCP connection to the owner of its shard; false: serve it here. */
   const handOff = (connection: Connection, context: LoginContext | undefined): boolean => {
-    if (!sendOff || context?.mode !== "device" || gateway.ownsQueue(context.account.id)) return false;
+    if (!sendOff || context?.mode !== "device") return false;
     const owner = storage.queueOwner(context.account.id);
+    if (owner === storage.shardIndex) return false; // this worker owns the queue: serve it here
     const detached = detachTcpConnection(connection);
     if (!detached) return false;
     const handle = rawHandleOf(detached.socket);

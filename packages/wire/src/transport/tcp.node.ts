@@ -102,14 +102,7 @@ export class TcpFrameLink implements FrameLink {
     }
     this.closed = true;
     this.handlers = NO_HANDLERS;
-    const size = parts.reduce((n, p) => n + p.length, 0);
-    const unread = new Uint8Array(size);
-    let offset = 0;
-    for (const p of parts) {
-      unread.set(p, offset);
-      offset += p.length;
-    }
-    return { socket, unread };
+    return { socket, unread: Buffer.concat(parts) };
   }
 
   end(): void {
