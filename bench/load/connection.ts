@@ -6,6 +6,7 @@ import {
   type ClientHello,
   type Connection,
   connect,
+  DeferredAcks,
   DICTIONARY_VERSION,
   decodeServerHello,
   decodeStanza,
@@ -96,6 +97,9 @@ export class LoadConnection {
   private nextIqId = 1;
   private pendingSeqs: number[] = [];
   private devackScheduled = false;
+  private readonly deferredAcks = new DeferredAcks((seqs) => {
+    if (!this.closed) this.send({ kind: "devack", seqs });
+  });
   closed = false;
   closeReason = "";
 
@@ -108,6 +112,7 @@ export class LoadConnection {
   start(handler: (stanza: Stanza) => void, onClosed: (code: number, reason: string) => void = () => {}): void {
     this.connection.onClose((code, reason) => {
       this.closed = true;
+      this.deferredAcks.clear();
       this.closeReason = `${code} ${reason}`;
       for (const w of this.iqWaiters.values())
         w.reject(new LoadError("CLOSED", `connection closed: ${code} ${reason}`));
@@ -136,7 +141,17 @@ export class LoadConnection {
   }
 
   send(stanza: Stanza): void {
+    // waiting acks go first, in the same record, as the client SDK does
+    if (stanza.kind !== "devack" && this.deferredAcks.pending > 0) this.deferredAcks.flush();
     this.connection.send(encodeStanza(stanza, this.ctx));
+  }
+
+  /**
+   * Acknowledges a receipt or notification entry later: with the next stanza sent, after 250 ms or
+   * once 64 wait (wire's DeferredAcks, the client SDK's policy).
+   */
+  devackLater(seq: number): void {
+    this.deferredAcks.add(seq);
   }
 
   /**
@@ -170,6 +185,7 @@ export class LoadConnection {
 
   close(): Promise<void> {
     if (this.closed) return Promise.resolve();
+    this.deferredAcks.flush();
     return new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, 3000);
       this.connection.onClose(() => {

@@ -315,14 +315,14 @@ export class LoadGenerator {
         this.onDelivery(client, s.id, s.from.user);
         return;
       case "receipt":
-        if (s.seq !== undefined) client.conn!.devack(s.seq);
+        if (s.seq !== undefined) client.conn!.devackLater(s.seq);
         if (s.type === "delivered") for (const id of s.ids) this.onReceipt(client, id);
         return;
       case "notification":
         if (s.event.type === "queue-empty") {
           client.queueEmpty = true;
           this.run?.onProgress();
-        } else if (s.id > 0) client.conn!.devack(s.id); // queued notifications (e.g. prekeys-low) are acked like entries
+        } else if (s.id > 0) client.conn!.devackLater(s.id); // queued notifications (e.g. prekeys-low) are acked like entries
         return;
       default:
         return; // presence and the like: not part of the load

@@ -36,6 +36,7 @@ import {
   type Connection,
   type ConnectOptions,
   type ConnectResult,
+  DeferredAcks,
   type DeliveryStanza,
   type DeviceCiphertext,
   DICTIONARY_VERSION,
@@ -213,6 +214,8 @@ export class ParleyClient extends Emitter<ClientEvents> {
   private flushAgain = false;
   /** Serializes stanza processing so decryption happens in queue order. */
   private inbound: Promise<void> = Promise.resolve();
+  /** Acks of receipts and notifications: they ride with the next stanza sent (wire/deferred-acks.ts). */
+  private readonly deferredAcks = new DeferredAcks((seqs) => this.sendDevack(seqs));
   private readonly retriedIds = new Set<string>();
   private connectedWaiters: (() => void)[] = [];
   /** Set while a companion waits for its primary's link offer. */
@@ -666,6 +669,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
     connection.onClose((code, reason) => {
       if (this.connection !== connection) return;
       this.connection = undefined;
+      this.deferredAcks.clear(); // the server sends those entries again after the reconnect
       for (const [, p] of this.iqs) {
         clearTimeout(p.timer);
         p.reject(new ClientError("DISCONNECTED", `connection closed: ${reason}`));
@@ -685,6 +689,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = undefined;
     await this.inbound;
+    this.deferredAcks.flush();
     const c = this.connection;
     this.connection = undefined;
     c?.close(1000, "client stopped");
@@ -694,6 +699,8 @@ export class ParleyClient extends Emitter<ClientEvents> {
   private sendStanza(stanza: Stanza): void {
     const c = this.connection;
     if (!c) throw new ClientError("DISCONNECTED", "not connected");
+    // waiting acks go first, in the same record (the transport batches one turn's stanzas)
+    if (stanza.kind !== "devack" && this.deferredAcks.pending > 0) this.deferredAcks.flush();
     c.send(encodeStanza(stanza, this.ctx, c.maxStanzaSize));
   }
 
@@ -772,8 +779,12 @@ export class ParleyClient extends Emitter<ClientEvents> {
   }
 
   private devack(seq: number): void {
+    this.sendDevack([seq]);
+  }
+
+  private sendDevack(seqs: number[]): void {
     try {
-      this.sendStanza({ kind: "devack", seqs: [seq] });
+      this.sendStanza({ kind: "devack", seqs });
     } catch {
       // disconnected: the entry stays queued and comes again; the store dedupes it
     }
@@ -912,7 +923,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
         }
       }
     }
-    if (r.seq !== undefined) this.devack(r.seq);
+    if (r.seq !== undefined) this.deferredAcks.add(r.seq);
   }
 
   private markIncomingRead(sender: string, id: string): void {
@@ -958,7 +969,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
       default:
         break;
     }
-    if (n.id !== 0) this.devack(n.id);
+    if (n.id !== 0) this.deferredAcks.add(n.id);
   }
 
   // ---------------------------------------------------------------- prekeys

@@ -2,6 +2,7 @@ export const PACKAGE = "@parley/wire";
 export { DEFAULT_CONTEXT_CAPACITY, MAX_INTERNED_NAME_LENGTH, WireContext } from "./codec/context.ts";
 export { PRIMARY_TOKENS, SECONDARY_TOKENS } from "./codec/dictionary.ts";
 export { DEFAULT_DECODE_LIMITS, type DecodeLimits, PARLEY_EPOCH } from "./codec/limits.ts";
+export { DeferredAcks, type DeferredAcksOptions } from "./deferred-acks.ts";
 export * from "./errors.ts";
 export * from "./groups.ts";
 export * from "./multidevice.ts";
