@@ -10,14 +10,11 @@ import { randomBytes } from "node:crypto";
 import type { Stanza } from "@parley/wire";
 import { accountKeyPair, type LoadAccount, registerAccounts } from "./accounts.ts";
 import { type LoadConnection, LoadError, mapLimit, openLoadConnection } from "./connection.ts";
-import { Histogram, type HistogramJSON } from "./histogram.ts";
+import type { HistogramJSON } from "./histogram.ts";
+import { Flow as FlowOf, TrafficRun } from "./traffic.ts";
 
 /** Bytes of a Signal whisper message carrying a 100-byte text (measured with libsignal on this machine: ~201 B). */
 export const E2E_TEXT_CIPHERTEXT_BYTES = 201;
-
-const ACKED = 1;
-const DELIVERED = 2;
-const RECEIPTED = 4;
 
 interface Client {
   account: LoadAccount;
@@ -25,33 +22,11 @@ interface Client {
   queueEmpty: boolean;
 }
 
-class Flow {
-  sentAt = new Float64Array(64);
-  flags = new Uint8Array(64);
-  sent = 0;
-  /** Sent and not yet released (released by the receipt, or by the ack in ack-windowed runs). */
-  open = 0;
-  quota = Number.POSITIVE_INFINITY;
-  constructor(
-    readonly index: number,
-    readonly sender: Client,
-    readonly recipient: Client,
-  ) {}
+type Flow = FlowOf<Client>;
 
-  reserve(): number {
-    const c = this.sent;
-    if (c >= this.sentAt.length) {
-      const at = new Float64Array(this.sentAt.length * 2);
-      at.set(this.sentAt);
-      this.sentAt = at;
-      const flags = new Uint8Array(this.flags.length * 2);
-      flags.set(this.flags);
-      this.flags = flags;
-    }
-    this.sent++;
-    this.open++;
-    return c;
-  }
+/** A traffic phase's run; the tag (16 bits) goes into every message id, so a late event of an earlier run is recognized. */
+class Run extends TrafficRun<Client> {
+  readonly tag = (Math.random() * 0xffff) | 0;
 }
 
 export interface Counters {
@@ -85,74 +60,6 @@ export interface TrafficReport {
   lastAckAt: number;
   lastDeliveryAt: number;
   startedAt: number;
-}
-
-class Run {
-  readonly tag = (Math.random() * 0xffff) | 0;
-  readonly totals: Counters = { sent: 0, acked: 0, delivered: 0, receipted: 0 };
-  readonly inWindow: Counters = { sent: 0, acked: 0, delivered: 0, receipted: 0 };
-  readonly oneWay = new Histogram();
-  readonly receiptRtt = new Histogram();
-  duplicates = 0;
-  misrouted = 0;
-  ackErrors = 0;
-  firstError: string | undefined;
-  pacedSkipped = 0;
-  connectionsLost = 0;
-  sending = true;
-  windowStart = Number.POSITIVE_INFINITY;
-  windowEnd = Number.POSITIVE_INFINITY;
-  readonly startedAt = performance.now();
-  firstAckAt = 0;
-  lastAckAt = 0;
-  lastDeliveryAt = 0;
-  /** Called whenever a counter moves; the phase that waits for a condition sets it. */
-  onProgress: () => void = () => {};
-
-  constructor(
-    readonly flows: Flow[],
-    /** "receipt": a message stays in flight until its delivered receipt; "ack": until the server ack. */
-    readonly releaseOn: "receipt" | "ack",
-    readonly maxInFlight: number,
-    /** Saturating runs send again as soon as a slot frees up; paced runs are driven by a timer. */
-    readonly refill: boolean,
-  ) {}
-
-  inside(t: number): boolean {
-    return t >= this.windowStart && t < this.windowEnd;
-  }
-
-  report(): TrafficReport {
-    const missing = { ack: 0, delivery: 0, receipt: 0 };
-    for (const f of this.flows) {
-      for (let c = 0; c < f.sent; c++) {
-        const fl = f.flags[c]!;
-        if (!(fl & ACKED)) missing.ack++;
-        if (!(fl & DELIVERED)) missing.delivery++;
-        if (!(fl & RECEIPTED)) missing.receipt++;
-      }
-    }
-    const windowMs = Number.isFinite(this.windowEnd) ? this.windowEnd - this.windowStart : 0;
-    return {
-      flows: this.flows.length,
-      totals: { ...this.totals },
-      window: { ...this.inWindow, ms: windowMs },
-      duplicates: this.duplicates,
-      misrouted: this.misrouted,
-      stale: 0,
-      ackErrors: this.ackErrors,
-      ...(this.firstError !== undefined ? { firstError: this.firstError } : {}),
-      missing,
-      pacedSkipped: this.pacedSkipped,
-      connectionsLost: this.connectionsLost,
-      oneWay: this.oneWay.toJSON(),
-      receiptRtt: this.receiptRtt.toJSON(),
-      firstAckAt: this.firstAckAt - this.startedAt,
-      lastAckAt: this.lastAckAt - this.startedAt,
-      lastDeliveryAt: this.lastDeliveryAt - this.startedAt,
-      startedAt: this.startedAt,
-    };
-  }
 }
 
 export interface ConnectReport {
@@ -212,7 +119,6 @@ export interface DrainReport {
 }
 
 const seconds = () => Math.floor(Date.now() / 1000);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class LoadGenerator {
   private readonly clients = new Map<string, Client>();
@@ -348,24 +254,9 @@ export class LoadGenerator {
       this.stale++;
       return;
     }
-    const { flow, c } = at;
-    if (flow.sender !== client) run.misrouted++;
-    if (error !== undefined) {
-      run.ackErrors++;
-      run.firstError ??= error;
-    }
-    if (flow.flags[c]! & ACKED) {
-      run.duplicates++;
-      return;
-    }
-    flow.flags[c]! |= ACKED;
-    const now = performance.now();
-    run.totals.acked++;
-    if (run.inside(now)) run.inWindow.acked++;
-    if (run.firstAckAt === 0) run.firstAckAt = now;
-    run.lastAckAt = now;
-    if (run.releaseOn === "ack" || error !== undefined) this.release(run, flow);
-    run.onProgress();
+    if (error !== undefined) run.error(error);
+    // an error ack frees the slot whatever the run waits for: no delivery or receipt will come
+    run.acked(at.flow, at.c, at.flow.sender === client, run.releaseOn === "ack" || error !== undefined);
   }
 
   private onDelivery(client: Client, id: Uint8Array, from: string): void {
@@ -375,21 +266,7 @@ export class LoadGenerator {
       this.stale++;
       return;
     }
-    const { flow, c } = at;
-    if (flow.recipient !== client || flow.sender.account.user !== from) run.misrouted++;
-    if (flow.flags[c]! & DELIVERED) {
-      run.duplicates++;
-      return;
-    }
-    flow.flags[c]! |= DELIVERED;
-    const now = performance.now();
-    run.totals.delivered++;
-    run.lastDeliveryAt = now;
-    if (run.inside(now)) {
-      run.inWindow.delivered++;
-      run.oneWay.record(now - flow.sentAt[c]!);
-    }
-    run.onProgress();
+    run.delivered(at.flow, at.c, at.flow.recipient === client && at.flow.sender.account.user === from);
   }
 
   private onReceipt(client: Client, id: Uint8Array): void {
@@ -399,26 +276,7 @@ export class LoadGenerator {
       this.stale++;
       return;
     }
-    const { flow, c } = at;
-    if (flow.sender !== client) run.misrouted++;
-    if (flow.flags[c]! & RECEIPTED) {
-      run.duplicates++;
-      return;
-    }
-    flow.flags[c]! |= RECEIPTED;
-    const now = performance.now();
-    run.totals.receipted++;
-    if (run.inside(now)) {
-      run.inWindow.receipted++;
-      run.receiptRtt.record(now - flow.sentAt[c]!);
-    }
-    if (run.releaseOn === "receipt") this.release(run, flow);
-    run.onProgress();
-  }
-
-  private release(run: Run, flow: Flow): void {
-    flow.open--;
-    if (run.refill && run.sending) while (flow.open < run.maxInFlight && flow.sent < flow.quota) this.send(run, flow);
+    run.receipted(at.flow, at.c, at.flow.sender === client);
   }
 
   private send(run: Run, flow: Flow): void {
@@ -427,16 +285,12 @@ export class LoadGenerator {
       run.sending = false;
       return;
     }
-    const c = flow.reserve();
+    const c = run.sent(flow);
     const id = new Uint8Array(8);
     const dv = new DataView(id.buffer);
     dv.setUint16(0, run.tag);
     dv.setUint16(2, flow.index);
     dv.setUint32(4, c);
-    const now = performance.now();
-    flow.sentAt[c] = now;
-    run.totals.sent++;
-    if (run.inside(now)) run.inWindow.sent++;
     const recipient = flow.recipient.account;
     conn.send({
       kind: "message",
@@ -456,22 +310,6 @@ export class LoadGenerator {
     return b;
   }
 
-  private waitFor(run: Run, done: () => boolean, timeoutMs: number): Promise<boolean> {
-    if (done()) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        run.onProgress = () => {};
-        resolve(false);
-      }, timeoutMs);
-      run.onProgress = () => {
-        if (!done()) return;
-        clearTimeout(timer);
-        run.onProgress = () => {};
-        resolve(true);
-      };
-    });
-  }
-
   // ------------------------------------------------------------- phases
 
   /**
@@ -482,49 +320,14 @@ export class LoadGenerator {
   async traffic(options: TrafficOptions): Promise<TrafficReport> {
     this.bodyBytes = options.bodyBytes ?? E2E_TEXT_CIPHERTEXT_BYTES;
     this.stale = 0;
-    const flows = options.flows.map((f, i) => new Flow(i, this.connected(f.from), this.connected(f.to)));
+    const flows = options.flows.map((f, i) => new FlowOf(i, this.connected(f.from), this.connected(f.to)));
     if (flows.length > 0xffff) throw new LoadError("TOO_MANY_FLOWS", "at most 65,535 flows per generator process");
-    const run = new Run(flows, "receipt", options.maxInFlight, options.mode === "saturate");
+    const run: Run = new Run(flows, "receipt", options.maxInFlight, options.mode === "saturate", (f) =>
+      this.send(run, f),
+    );
     this.run = run;
-    run.windowStart = run.startedAt + options.warmupMs;
-    run.windowEnd = run.windowStart + options.measureMs;
-
-    let pacer: NodeJS.Timeout | undefined;
-    if (options.mode === "saturate") {
-      for (const f of flows) while (f.open < run.maxInFlight) this.send(run, f);
-    } else {
-      const rate = options.ratePerSec ?? 0;
-      let due = 0;
-      let cursor = 0;
-      let last = performance.now();
-      pacer = setInterval(() => {
-        const now = performance.now();
-        due += (rate * (now - last)) / 1000;
-        last = now;
-        let checked = 0;
-        while (due >= 1 && checked < flows.length) {
-          const f = flows[cursor]!;
-          cursor = (cursor + 1) % flows.length;
-          if (f.open < run.maxInFlight) {
-            this.send(run, f);
-            due--;
-            checked = 0;
-          } else checked++;
-        }
-        if (due >= 1) {
-          // every flow is full: the server is not keeping up with this rate; do not burst later
-          run.pacedSkipped += Math.floor(due);
-          due -= Math.floor(due);
-        }
-      }, 2);
-    }
-    await sleep(options.warmupMs + options.measureMs);
-    run.sending = false;
-    if (pacer) clearInterval(pacer);
-    const allReceipted = () => flows.every((f) => f.open === 0) || run.connectionsLost > 0;
-    await this.waitFor(run, allReceipted, options.settleMs ?? 15_000);
-    const report = run.report();
-    report.stale = this.stale;
+    await run.traffic(options);
+    const report = run.report(this.stale, true);
     this.run = undefined;
     return report;
   }
@@ -534,16 +337,16 @@ export class LoadGenerator {
     this.bodyBytes = options.bodyBytes ?? E2E_TEXT_CIPHERTEXT_BYTES;
     const recipient = this.client(options.recipient);
     if (recipient.conn && !recipient.conn.closed) throw new LoadError("ONLINE", "the offline recipient is connected");
-    const flows = options.senders.map((s, i) => new Flow(i, this.connected(s), recipient));
+    const flows = options.senders.map((s, i) => new FlowOf(i, this.connected(s), recipient));
     const per = Math.floor(options.messages / flows.length);
     flows.forEach((f, i) => {
       f.quota = per + (i < options.messages % flows.length ? 1 : 0);
     });
-    const run = new Run(flows, "ack", options.window, true);
+    const run: Run = new Run(flows, "ack", options.window, true, (f) => this.send(run, f));
     this.run = run;
     const started = performance.now();
-    for (const f of flows) while (f.open < run.maxInFlight && f.sent < f.quota) this.send(run, f);
-    await this.waitFor(run, () => run.totals.acked >= options.messages || run.connectionsLost > 0, 120_000);
+    run.fill();
+    await run.waitFor(() => run.totals.acked >= options.messages || run.connectionsLost > 0, 120_000);
     const ms = run.lastAckAt - started;
     // The run stays current: the drain phase continues it.
     return {
@@ -551,7 +354,7 @@ export class LoadGenerator {
       acked: run.totals.acked,
       ms,
       acksPerSec: (run.totals.acked / ms) * 1000,
-      ackErrors: run.ackErrors,
+      ackErrors: run.errors,
       ...(run.firstError !== undefined ? { firstError: run.firstError } : {}),
     };
   }
@@ -565,12 +368,12 @@ export class LoadGenerator {
     const started = performance.now();
     await this.login(recipient, localAddress);
     const loginMs = performance.now() - started;
-    await this.waitFor(run, () => run.totals.delivered >= expected || run.connectionsLost > 0, 120_000);
+    await run.waitFor(() => run.totals.delivered >= expected || run.connectionsLost > 0, 120_000);
     const drainMs = run.lastDeliveryAt - started;
-    await this.waitFor(run, () => run.totals.receipted >= expected || run.connectionsLost > 0, 60_000);
+    await run.waitFor(() => run.totals.receipted >= expected || run.connectionsLost > 0, 60_000);
     const receiptsMs = performance.now() - started;
-    await this.waitFor(run, () => recipient.queueEmpty, 5_000);
-    const r = run.report();
+    await run.waitFor(() => recipient.queueEmpty, 5_000);
+    const r = run.report(this.stale, true);
     this.run = undefined;
     return {
       messages: expected,

@@ -11,8 +11,8 @@
 // Message ids encode (run tag, flow, counter): every delivery and receipt maps
 // to its message without a lookup table.
 import { randomBytes } from "node:crypto";
-import type { ConnectReport, Counters, DrainReport, StoreReport, TrafficReport } from "./generator.ts";
-import { Histogram } from "./histogram.ts";
+import type { ConnectReport, DrainReport, StoreReport, TrafficReport } from "./generator.ts";
+import { Flow, TrafficRun } from "./traffic.ts";
 import { XmppConnection, XmppLoadError } from "./xmpp-connection.ts";
 import { attr } from "./xmpp-xml.ts";
 
@@ -26,97 +26,25 @@ export interface XmppTarget {
   password: string;
 }
 
-const DELIVERED = 2;
-const RECEIPTED = 4;
-const ACKED = 1;
-
 interface Client {
   user: string;
   conn: XmppConnection | undefined;
 }
 
-class Flow {
-  sentAt = new Float64Array(64);
-  flags = new Uint8Array(64);
-  sent = 0;
-  open = 0;
+class XmppFlow extends Flow<Client> {
   /** Messages the server acknowledged through stream management (offline store). */
   acked = 0;
-  quota = Number.POSITIVE_INFINITY;
   readonly toJid: string;
-  constructor(
-    readonly index: number,
-    readonly sender: Client,
-    readonly recipient: Client,
-    domain: string,
-  ) {
+  constructor(index: number, sender: Client, recipient: Client, domain: string) {
+    super(index, sender, recipient);
     this.toJid = `${recipient.user}@${domain}`;
   }
-
-  reserve(): number {
-    const c = this.sent;
-    if (c >= this.sentAt.length) {
-      const at = new Float64Array(this.sentAt.length * 2);
-      at.set(this.sentAt);
-      this.sentAt = at;
-      const flags = new Uint8Array(this.flags.length * 2);
-      flags.set(this.flags);
-      this.flags = flags;
-    }
-    this.sent++;
-    this.open++;
-    return c;
-  }
 }
 
-class Run {
+/** A traffic phase's run; the tag goes into every message id, so a late event of an earlier run is recognized. */
+class Run extends TrafficRun<Client, XmppFlow> {
   readonly tag = ((Math.random() * 0xffffff) | 0).toString(36);
-  readonly totals: Counters = { sent: 0, acked: 0, delivered: 0, receipted: 0 };
-  readonly inWindow: Counters = { sent: 0, acked: 0, delivered: 0, receipted: 0 };
-  readonly oneWay = new Histogram();
-  readonly receiptRtt = new Histogram();
-  duplicates = 0;
-  misrouted = 0;
-  errors = 0;
-  firstError: string | undefined;
-  pacedSkipped = 0;
-  connectionsLost = 0;
-  sending = true;
-  windowStart = Number.POSITIVE_INFINITY;
-  windowEnd = Number.POSITIVE_INFINITY;
-  readonly startedAt = performance.now();
-  lastAckAt = 0;
-  lastDeliveryAt = 0;
-  onProgress: () => void = () => {};
-  readonly byFlowIndex: Flow[];
-  constructor(
-    readonly flows: Flow[],
-    readonly releaseOn: "receipt" | "ack",
-    readonly maxInFlight: number,
-    readonly refill: boolean,
-  ) {
-    this.byFlowIndex = flows;
-  }
-
-  inside(t: number): boolean {
-    return t >= this.windowStart && t < this.windowEnd;
-  }
-
-  missing() {
-    const missing = { ack: 0, delivery: 0, receipt: 0 };
-    for (const f of this.flows) {
-      for (let c = 0; c < f.sent; c++) {
-        const fl = f.flags[c]!;
-        if (this.releaseOn === "ack" && !(fl & ACKED)) missing.ack++;
-        if (!(fl & DELIVERED)) missing.delivery++;
-        if (!(fl & RECEIPTED)) missing.receipt++;
-      }
-    }
-    return missing;
-  }
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Runs `task` over `items` with at most `limit` at once; failures are counted, not thrown. */
 async function eachLimit<T>(items: readonly T[], limit: number, task: (item: T, index: number) => Promise<void>) {
@@ -229,13 +157,13 @@ export class XmppLoadGenerator {
   // ------------------------------------------------------------ stanzas
 
   /** The flow and counter of a message id of the current run, or undefined (stale / foreign). */
-  private locate(id: string | undefined): { flow: Flow; c: number } | undefined {
+  private locate(id: string | undefined): { flow: XmppFlow; c: number } | undefined {
     const run = this.run;
     if (!run || id === undefined) return undefined;
     const dot1 = id.indexOf(".");
     const dot2 = id.indexOf(".", dot1 + 1);
     if (dot1 < 0 || dot2 < 0 || id.slice(0, dot1) !== run.tag) return undefined;
-    const flow = run.byFlowIndex[Number(id.slice(dot1 + 1, dot2))];
+    const flow = run.flows[Number(id.slice(dot1 + 1, dot2))];
     const c = Number(id.slice(dot2 + 1));
     if (!flow || !(c >= 0 && c < flow.sent)) return undefined;
     return { flow, c };
@@ -245,8 +173,7 @@ export class XmppLoadGenerator {
     const run = this.run;
     if (attr(xml, "type") === "error") {
       if (run) {
-        run.errors++;
-        run.firstError ??= xml.slice(0, 300);
+        run.error(xml.slice(0, 300));
         run.onProgress();
       }
       return;
@@ -275,22 +202,8 @@ export class XmppLoadGenerator {
       this.stale++;
       return;
     }
-    const { flow, c } = at;
     const fromUser = from === undefined ? "" : from.slice(0, from.indexOf("@"));
-    if (flow.recipient !== client || flow.sender.user !== fromUser) run.misrouted++;
-    if (flow.flags[c]! & DELIVERED) {
-      run.duplicates++;
-      return;
-    }
-    flow.flags[c]! |= DELIVERED;
-    const now = performance.now();
-    run.totals.delivered++;
-    run.lastDeliveryAt = now;
-    if (run.inside(now)) {
-      run.inWindow.delivered++;
-      run.oneWay.record(now - flow.sentAt[c]!);
-    }
-    run.onProgress();
+    run.delivered(at.flow, at.c, at.flow.recipient === client && at.flow.sender.user === fromUser);
   }
 
   private onReceipt(client: Client, id: string | undefined): void {
@@ -300,54 +213,22 @@ export class XmppLoadGenerator {
       this.stale++;
       return;
     }
-    const { flow, c } = at;
-    if (flow.sender !== client) run.misrouted++;
-    if (flow.flags[c]! & RECEIPTED) {
-      run.duplicates++;
-      return;
-    }
-    flow.flags[c]! |= RECEIPTED;
-    const now = performance.now();
-    run.totals.receipted++;
-    if (run.inside(now)) {
-      run.inWindow.receipted++;
-      run.receiptRtt.record(now - flow.sentAt[c]!);
-    }
-    if (run.releaseOn === "receipt") this.release(run, flow);
-    run.onProgress();
+    run.receipted(at.flow, at.c, at.flow.sender === client);
   }
 
   /** Stream management: the server has handled the sender's messages up to `h` (in order). */
-  private onHandled(run: Run, flow: Flow, h: number): void {
+  private onHandled(run: Run, flow: XmppFlow, h: number): void {
     if (run !== this.run) return;
-    const now = performance.now();
-    while (flow.acked < h && flow.acked < flow.sent) {
-      flow.flags[flow.acked]! |= ACKED;
-      flow.acked++;
-      run.totals.acked++;
-      if (run.inside(now)) run.inWindow.acked++;
-      run.lastAckAt = now;
-      if (run.releaseOn === "ack") this.release(run, flow);
-    }
-    run.onProgress();
+    while (flow.acked < h && flow.acked < flow.sent) run.acked(flow, flow.acked++, true);
   }
 
-  private release(run: Run, flow: Flow): void {
-    flow.open--;
-    if (run.refill && run.sending) while (flow.open < run.maxInFlight && flow.sent < flow.quota) this.send(run, flow);
-  }
-
-  private send(run: Run, flow: Flow): void {
+  private send(run: Run, flow: XmppFlow): void {
     const conn = flow.sender.conn;
     if (!conn || conn.closed) {
       run.sending = false;
       return;
     }
-    const c = flow.reserve();
-    const now = performance.now();
-    flow.sentAt[c] = now;
-    run.totals.sent++;
-    if (run.inside(now)) run.inWindow.sent++;
+    const c = run.sent(flow);
     conn.writeCounted(
       `<message type='chat' to='${flow.toJid}' id='${run.tag}.${flow.index}.${c}'><body>${this.body()}</body>` +
         "<request xmlns='urn:xmpp:receipts'/></message>",
@@ -359,45 +240,6 @@ export class XmppLoadGenerator {
     const b = this.bodyPool.slice(this.bodyOffset, this.bodyOffset + XMPP_BODY_BYTES);
     this.bodyOffset += 61; // overlapping windows: bodies differ without new random bytes
     return b;
-  }
-
-  private waitFor(run: Run, done: () => boolean, timeoutMs: number): Promise<boolean> {
-    if (done()) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        run.onProgress = () => {};
-        resolve(false);
-      }, timeoutMs);
-      run.onProgress = () => {
-        if (!done()) return;
-        clearTimeout(timer);
-        run.onProgress = () => {};
-        resolve(true);
-      };
-    });
-  }
-
-  private report(run: Run): TrafficReport {
-    const windowMs = Number.isFinite(run.windowEnd) ? run.windowEnd - run.windowStart : 0;
-    return {
-      flows: run.flows.length,
-      totals: { ...run.totals },
-      window: { ...run.inWindow, ms: windowMs },
-      duplicates: run.duplicates,
-      misrouted: run.misrouted,
-      stale: this.stale,
-      ackErrors: run.errors,
-      ...(run.firstError !== undefined ? { firstError: run.firstError } : {}),
-      missing: run.missing(),
-      pacedSkipped: run.pacedSkipped,
-      connectionsLost: run.connectionsLost,
-      oneWay: run.oneWay.toJSON(),
-      receiptRtt: run.receiptRtt.toJSON(),
-      firstAckAt: 0,
-      lastAckAt: run.lastAckAt - run.startedAt,
-      lastDeliveryAt: run.lastDeliveryAt - run.startedAt,
-      startedAt: run.startedAt,
-    };
   }
 
   // ------------------------------------------------------------- phases
@@ -414,49 +256,13 @@ export class XmppLoadGenerator {
   }): Promise<TrafficReport> {
     this.stale = 0;
     const domain = this.target.domain;
-    const flows = options.flows.map((f, i) => new Flow(i, this.connected(f.from), this.connected(f.to), domain));
-    const run = new Run(flows, "receipt", options.maxInFlight, options.mode === "saturate");
-    this.run = run;
-    run.windowStart = run.startedAt + options.warmupMs;
-    run.windowEnd = run.windowStart + options.measureMs;
-
-    let pacer: NodeJS.Timeout | undefined;
-    if (options.mode === "saturate") {
-      for (const f of flows) while (f.open < run.maxInFlight) this.send(run, f);
-    } else {
-      const rate = options.ratePerSec ?? 0;
-      let due = 0;
-      let cursor = 0;
-      let last = performance.now();
-      pacer = setInterval(() => {
-        const now = performance.now();
-        due += (rate * (now - last)) / 1000;
-        last = now;
-        let checked = 0;
-        while (due >= 1 && checked < flows.length) {
-          const f = flows[cursor]!;
-          cursor = (cursor + 1) % flows.length;
-          if (f.open < run.maxInFlight) {
-            this.send(run, f);
-            due--;
-            checked = 0;
-          } else checked++;
-        }
-        if (due >= 1) {
-          run.pacedSkipped += Math.floor(due);
-          due -= Math.floor(due);
-        }
-      }, 2);
-    }
-    await sleep(options.warmupMs + options.measureMs);
-    run.sending = false;
-    if (pacer) clearInterval(pacer);
-    await this.waitFor(
-      run,
-      () => flows.every((f) => f.open === 0) || run.connectionsLost > 0,
-      options.settleMs ?? 15_000,
+    const flows = options.flows.map((f, i) => new XmppFlow(i, this.connected(f.from), this.connected(f.to), domain));
+    const run: Run = new Run(flows, "receipt", options.maxInFlight, options.mode === "saturate", (f) =>
+      this.send(run, f),
     );
-    const report = this.report(run);
+    this.run = run;
+    await run.traffic(options);
+    const report = run.report(this.stale, false);
     this.run = undefined;
     return report;
   }
@@ -476,20 +282,20 @@ export class XmppLoadGenerator {
       throw new XmppLoadError("ONLINE", "the offline recipient is connected");
     }
     const domain = this.target.domain;
-    const flows = options.senders.map((s, i) => new Flow(i, this.connected(s), recipient, domain));
+    const flows = options.senders.map((s, i) => new XmppFlow(i, this.connected(s), recipient, domain));
     const per = Math.floor(options.messages / flows.length);
     flows.forEach((f, i) => {
       f.quota = per + (i < options.messages % flows.length ? 1 : 0);
     });
-    const run = new Run(flows, "ack", options.window, true);
+    const run: Run = new Run(flows, "ack", options.window, true, (f) => this.send(run, f));
     this.run = run;
     for (const f of flows) {
       const conn = f.sender.conn!;
       conn.onHandled = (h) => this.onHandled(run, f, h);
     }
     const started = performance.now();
-    for (const f of flows) while (f.open < run.maxInFlight && f.sent < f.quota) this.send(run, f);
-    await this.waitFor(run, () => run.totals.acked >= options.messages || run.connectionsLost > 0, 300_000);
+    run.fill();
+    await run.waitFor(() => run.totals.acked >= options.messages || run.connectionsLost > 0, 300_000);
     const ms = run.lastAckAt - started;
     return {
       messages: options.messages,
@@ -510,9 +316,9 @@ export class XmppLoadGenerator {
     const started = performance.now();
     await this.login(recipient, localAddress, false);
     const loginMs = performance.now() - started;
-    await this.waitFor(run, () => run.totals.delivered >= expected || run.connectionsLost > 0, 300_000);
+    await run.waitFor(() => run.totals.delivered >= expected || run.connectionsLost > 0, 300_000);
     const drainMs = run.lastDeliveryAt - started;
-    await this.waitFor(run, () => run.totals.receipted >= expected || run.connectionsLost > 0, 120_000);
+    await run.waitFor(() => run.totals.receipted >= expected || run.connectionsLost > 0, 120_000);
     const receiptsMs = performance.now() - started;
     this.run = undefined;
     return {
@@ -526,7 +332,7 @@ export class XmppLoadGenerator {
       receiptsMs,
       duplicates: run.duplicates,
       misrouted: run.misrouted,
-      missing: run.missing(),
+      missing: run.report(this.stale, true).missing,
     };
   }
 
