@@ -225,6 +225,16 @@ export async function runOnline(
   const cpu = meters.stop(cpuStart);
   const reports = await replies;
 
+  return mergeTraffic(reports, options, totalFlows, cpu);
+}
+
+/** One traffic point from every generator process's report: rates over the window, merged histograms, summed checks. */
+export function mergeTraffic(
+  reports: TrafficReport[],
+  options: { mode: "saturate" | "paced"; ratePerSec?: number },
+  totalFlows: number,
+  cpu: CpuPoint,
+): OnlineResult {
   const oneWay = new Histogram();
   const rtt = new Histogram();
   const sum = (f: (r: TrafficReport) => number) => reports.reduce((n, r) => n + f(r), 0);

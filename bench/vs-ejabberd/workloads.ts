@@ -7,10 +7,16 @@ import { accountNames, fromHex, type LoadAccount, readAccountCache, writeAccount
 import { bundleEntry } from "../load/bundle.ts";
 import { loopbackAddress } from "../load/connection.ts";
 import type { TrafficReport } from "../load/generator.ts";
-import { Histogram } from "../load/histogram.ts";
 import type { DensityCommand, DensityConnectReport, DensityCountReport } from "../load/parley-density-process.ts";
 import { MAX_SOCKETS_PER_PROCESS, ProcessPool } from "../load/process-pool.ts";
-import { addressesOf, type CpuMeters, type CpuPoint, type OfflineResult, type OnlineResult } from "../load/scenario.ts";
+import {
+  addressesOf,
+  type CpuMeters,
+  type CpuPoint,
+  mergeTraffic,
+  type OfflineResult,
+  type OnlineResult,
+} from "../load/scenario.ts";
 import type { XmppTarget } from "../load/xmpp-generator.ts";
 import type { XmppCommand, XmppConnectReport, XmppCountReport } from "../load/xmpp-generator-process.ts";
 import { sleep, type TreeMemory, treeMemory } from "./measure.ts";
@@ -318,53 +324,6 @@ export async function runXmppOnline(
   const cpu = meters.stop(cpuStart);
   const reports = await replies;
   return mergeTraffic(reports, options, totalFlows, cpu);
-}
-
-export function mergeTraffic(
-  reports: TrafficReport[],
-  options: { mode: "saturate" | "paced"; ratePerSec?: number },
-  totalFlows: number,
-  cpu: CpuPoint,
-): OnlineResult {
-  const oneWay = new Histogram();
-  const rtt = new Histogram();
-  const sum = (f: (r: TrafficReport) => number) => reports.reduce((n, r) => n + f(r), 0);
-  for (const r of reports) {
-    oneWay.merge(Histogram.fromJSON(r.oneWay));
-    rtt.merge(Histogram.fromJSON(r.receiptRtt));
-  }
-  const windowSec = Math.max(...reports.map((r) => r.window.ms)) / 1000;
-  const firstError = reports.find((r) => r.firstError !== undefined)?.firstError;
-  return {
-    mode: options.mode,
-    ...(options.ratePerSec !== undefined ? { targetRate: options.ratePerSec } : {}),
-    flows: totalFlows,
-    deliveredPerSec: sum((r) => r.window.delivered) / windowSec,
-    receiptsPerSec: sum((r) => r.window.receipted) / windowSec,
-    acksPerSec: sum((r) => r.window.acked) / windowSec,
-    sentPerSec: sum((r) => r.window.sent) / windowSec,
-    oneWay: { p50: oneWay.percentile(0.5), p99: oneWay.percentile(0.99), max: oneWay.max, samples: oneWay.count },
-    receiptRtt: { p50: rtt.percentile(0.5), p99: rtt.percentile(0.99), max: rtt.max, samples: rtt.count },
-    cpu,
-    totals: {
-      sent: sum((r) => r.totals.sent),
-      acked: sum((r) => r.totals.acked),
-      delivered: sum((r) => r.totals.delivered),
-      receipted: sum((r) => r.totals.receipted),
-    },
-    duplicates: sum((r) => r.duplicates),
-    misrouted: sum((r) => r.misrouted),
-    stale: sum((r) => r.stale),
-    ackErrors: sum((r) => r.ackErrors),
-    ...(firstError !== undefined ? { firstError } : {}),
-    missing: {
-      ack: sum((r) => r.missing.ack),
-      delivery: sum((r) => r.missing.delivery),
-      receipt: sum((r) => r.missing.receipt),
-    },
-    pacedSkipped: sum((r) => r.pacedSkipped),
-    connectionsLost: sum((r) => r.connectionsLost),
-  };
 }
 
 // ---------------------------------------------------------------- XMPP offline
