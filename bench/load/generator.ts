@@ -338,55 +338,25 @@ export class LoadGenerator {
     const recipient = this.client(options.recipient);
     if (recipient.conn && !recipient.conn.closed) throw new LoadError("ONLINE", "the offline recipient is connected");
     const flows = options.senders.map((s, i) => new FlowOf(i, this.connected(s), recipient));
-    const per = Math.floor(options.messages / flows.length);
-    flows.forEach((f, i) => {
-      f.quota = per + (i < options.messages % flows.length ? 1 : 0);
-    });
     const run: Run = new Run(flows, "ack", options.window, true, (f) => this.send(run, f));
-    this.run = run;
-    const started = performance.now();
-    run.fill();
-    await run.waitFor(() => run.totals.acked >= options.messages || run.connectionsLost > 0, 120_000);
-    const ms = run.lastAckAt - started;
-    // The run stays current: the drain phase continues it.
-    return {
-      messages: options.messages,
-      acked: run.totals.acked,
-      ms,
-      acksPerSec: (run.totals.acked / ms) * 1000,
-      ackErrors: run.errors,
-      ...(run.firstError !== undefined ? { firstError: run.firstError } : {}),
-    };
+    this.run = run; // it stays current: the drain phase continues it
+    return run.store(options.messages, 120_000);
   }
 
   /** Offline drain: the recipient logs in; time until every stored message has arrived. */
   async offlineDrain(recipientAccount: LoadAccount, localAddress?: string): Promise<DrainReport> {
     const run = this.run;
     if (run?.releaseOn !== "ack") throw new LoadError("NO_STORE", "run offlineStore first");
-    const expected = run.totals.sent;
     const recipient = this.client(recipientAccount);
-    const started = performance.now();
-    await this.login(recipient, localAddress);
-    const loginMs = performance.now() - started;
-    await run.waitFor(() => run.totals.delivered >= expected || run.connectionsLost > 0, 120_000);
-    const drainMs = run.lastDeliveryAt - started;
-    await run.waitFor(() => run.totals.receipted >= expected || run.connectionsLost > 0, 60_000);
-    const receiptsMs = performance.now() - started;
-    await run.waitFor(() => recipient.queueEmpty, 5_000);
-    const r = run.report(this.stale, true);
+    const report = await run.drain(
+      async () => {
+        await this.login(recipient, localAddress);
+      },
+      120_000,
+      () => recipient.queueEmpty,
+    );
     this.run = undefined;
-    return {
-      messages: expected,
-      delivered: run.totals.delivered,
-      loginMs,
-      drainMs,
-      queueEmptySeen: recipient.queueEmpty,
-      receipted: run.totals.receipted,
-      receiptsMs,
-      duplicates: r.duplicates,
-      misrouted: r.misrouted,
-      missing: r.missing,
-    };
+    return report;
   }
 
   async disconnect(users: readonly string[]): Promise<void> {

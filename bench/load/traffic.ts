@@ -3,7 +3,7 @@
 // streams), the in-flight window and its release, saturating or paced sending, the checks
 // (duplicates, misrouting, missing events) and the latency histograms. Each generator only adds its
 // protocol: how a message is sent and how an id maps back to (flow, counter).
-import type { Counters, TrafficReport } from "./generator.ts";
+import type { Counters, DrainReport, StoreReport, TrafficReport } from "./generator.ts";
 import { Histogram } from "./histogram.ts";
 
 export const ACKED = 1;
@@ -236,6 +236,59 @@ export class TrafficRun<C, F extends Flow<C> = Flow<C>> {
       () => this.flows.every((f) => f.open === 0) || this.connectionsLost > 0,
       options.settleMs ?? 15_000,
     );
+  }
+
+  /**
+   * Offline store: the flows (all to one offline recipient) send `messages` in total, each at most
+   * `maxInFlight` unacknowledged; the rate is acks per second. The run stays for the drain.
+   */
+  async store(messages: number, timeoutMs: number): Promise<StoreReport> {
+    const per = Math.floor(messages / this.flows.length);
+    this.flows.forEach((f, i) => {
+      f.quota = per + (i < messages % this.flows.length ? 1 : 0);
+    });
+    const started = performance.now();
+    this.fill();
+    await this.waitFor(() => this.totals.acked >= messages || this.connectionsLost > 0, timeoutMs);
+    const ms = this.lastAckAt - started;
+    return {
+      messages,
+      acked: this.totals.acked,
+      ms,
+      acksPerSec: (this.totals.acked / ms) * 1000,
+      ackErrors: this.errors,
+      ...(this.firstError !== undefined ? { firstError: this.firstError } : {}),
+    };
+  }
+
+  /**
+   * Offline drain, after `store`: `login` connects the recipient; drain = from the start of the
+   * login to the last message received. `queueEmpty` (if the protocol has an end-of-backlog marker)
+   * is awaited too.
+   */
+  async drain(login: () => Promise<void>, timeoutMs: number, queueEmpty?: () => boolean): Promise<DrainReport> {
+    const expected = this.totals.sent;
+    const started = performance.now();
+    await login();
+    const loginMs = performance.now() - started;
+    await this.waitFor(() => this.totals.delivered >= expected || this.connectionsLost > 0, timeoutMs);
+    const drainMs = this.lastDeliveryAt - started;
+    await this.waitFor(() => this.totals.receipted >= expected || this.connectionsLost > 0, timeoutMs);
+    const receiptsMs = performance.now() - started;
+    if (queueEmpty) await this.waitFor(queueEmpty, 5_000);
+    return {
+      messages: expected,
+      delivered: this.totals.delivered,
+      loginMs,
+      drainMs,
+      // without a marker (XMPP), reported true when everything arrived
+      queueEmptySeen: queueEmpty ? queueEmpty() : this.totals.delivered >= expected,
+      receipted: this.totals.receipted,
+      receiptsMs,
+      duplicates: this.duplicates,
+      misrouted: this.misrouted,
+      missing: this.report(0, true).missing,
+    };
   }
 
   /** `countAcks`: an ack is expected for every message (Parley always; XMPP only with stream management). */

@@ -283,57 +283,25 @@ export class XmppLoadGenerator {
     }
     const domain = this.target.domain;
     const flows = options.senders.map((s, i) => new XmppFlow(i, this.connected(s), recipient, domain));
-    const per = Math.floor(options.messages / flows.length);
-    flows.forEach((f, i) => {
-      f.quota = per + (i < options.messages % flows.length ? 1 : 0);
-    });
     const run: Run = new Run(flows, "ack", options.window, true, (f) => this.send(run, f));
-    this.run = run;
+    this.run = run; // it stays current: the drain phase continues it
     for (const f of flows) {
       const conn = f.sender.conn!;
       conn.onHandled = (h) => this.onHandled(run, f, h);
     }
-    const started = performance.now();
-    run.fill();
-    await run.waitFor(() => run.totals.acked >= options.messages || run.connectionsLost > 0, 300_000);
-    const ms = run.lastAckAt - started;
-    return {
-      messages: options.messages,
-      acked: run.totals.acked,
-      ms,
-      acksPerSec: (run.totals.acked / ms) * 1000,
-      ackErrors: run.errors,
-      ...(run.firstError !== undefined ? { firstError: run.firstError } : {}),
-    };
+    return run.store(options.messages, 300_000);
   }
 
   /** Offline drain: the recipient logs in (initial presence); time until every stored message arrived. */
   async offlineDrain(recipientUser: string, localAddress?: string): Promise<DrainReport> {
     const run = this.run;
     if (run?.releaseOn !== "ack") throw new XmppLoadError("NO_STORE", "run offlineStore first");
-    const expected = run.totals.sent;
     const recipient = this.client(recipientUser);
-    const started = performance.now();
-    await this.login(recipient, localAddress, false);
-    const loginMs = performance.now() - started;
-    await run.waitFor(() => run.totals.delivered >= expected || run.connectionsLost > 0, 300_000);
-    const drainMs = run.lastDeliveryAt - started;
-    await run.waitFor(() => run.totals.receipted >= expected || run.connectionsLost > 0, 120_000);
-    const receiptsMs = performance.now() - started;
+    const report = await run.drain(async () => {
+      await this.login(recipient, localAddress, false);
+    }, 300_000);
     this.run = undefined;
-    return {
-      messages: expected,
-      delivered: run.totals.delivered,
-      loginMs,
-      drainMs,
-      // XMPP has no end-of-backlog marker; reported true when everything arrived.
-      queueEmptySeen: run.totals.delivered >= expected,
-      receipted: run.totals.receipted,
-      receiptsMs,
-      duplicates: run.duplicates,
-      misrouted: run.misrouted,
-      missing: run.report(this.stale, true).missing,
-    };
+    return report;
   }
 
   async disconnect(users: readonly string[]): Promise<void> {
