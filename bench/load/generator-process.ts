@@ -3,7 +3,8 @@
 import { fromHex, toHex } from "./accounts.ts";
 import { LoadError } from "./connection.ts";
 import { LoadGenerator } from "./generator.ts";
-import type { Command, Reply, Request } from "./protocol.ts";
+import { servePoolCommands } from "./process-pool.ts";
+import type { Command } from "./protocol.ts";
 
 let generator: LoadGenerator | undefined;
 
@@ -38,18 +39,4 @@ async function run(command: Command): Promise<unknown> {
   }
 }
 
-process.on("message", (message: Request) => {
-  run(message.command).then(
-    (result) => process.send?.({ id: message.id, ok: true, result: result ?? null } satisfies Reply),
-    (err: unknown) =>
-      process.send?.({
-        id: message.id,
-        ok: false,
-        error:
-          err instanceof Error
-            ? `${err.name}${"code" in err ? ` ${String(err.code)}` : ""}: ${err.message}`
-            : String(err),
-      } satisfies Reply),
-  );
-});
-process.on("disconnect", () => process.exit(0));
+servePoolCommands(run);

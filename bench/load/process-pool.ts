@@ -1,6 +1,6 @@
 // A pool of forked generator processes speaking a command protocol over IPC
-// (request id → reply), for generator entries other than generator-process.ts
-// (the XMPP generator, the Parley density holder). Always takes them down again.
+// (request id → reply): the Parley generator (through pool.ts), the XMPP generator, the Parley
+// density holder. Always takes them down again.
 import { type ChildProcess, fork } from "node:child_process";
 import { readdirSync } from "node:fs";
 

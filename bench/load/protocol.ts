@@ -11,10 +11,3 @@ export type Command =
   | { op: "offline-drain"; recipient: LoadAccount; localAddress?: string }
   | { op: "disconnect"; users: string[] }
   | { op: "close" };
-
-export interface Request {
-  id: number;
-  command: Command;
-}
-
-export type Reply = { id: number; ok: true; result: unknown } | { id: number; ok: false; error: string };
