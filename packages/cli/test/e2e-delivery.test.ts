@@ -110,11 +110,13 @@ describe("delivery guarantees", () => {
       const second = alice.queueText("bob", "written offline 3 after restart");
       assert.equal(alice.store.outboxSize(), 3);
 
+      // Listen before the server is back: Bob's own reconnect timer may bring him online (and the
+      // messages in) while Alice is still waiting for her ticks.
+      const received: string[] = [];
+      bob.on("message", (e) => received.push(e.message.body ?? ""));
       server = await startServerProcess({ dataDir, port, tcpPort, workers: 1 });
       await alice.start();
       for (const id of [...first, second]) await alice.waitForStatus(id, "sent", 60_000);
-      const received: string[] = [];
-      bob.on("message", (e) => received.push(e.message.body ?? ""));
       await bob.start().catch(() => bob.waitConnected());
       await waitFor(() => received.length === 3, 30_000, "outbox delivered");
       assert.deepEqual(received, ["written offline 1", "written offline 2", "written offline 3 after restart"]);
