@@ -40,7 +40,7 @@ export class Flow<C> {
   }
 }
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** One phase's flows and counters. `send` sends the flow's next message (it calls `sent`). */
 export class TrafficRun<C, F extends Flow<C> = Flow<C>> {
@@ -92,15 +92,8 @@ export class TrafficRun<C, F extends Flow<C> = Flow<C>> {
 
   /** The server acknowledged (stored) message c; `routedOk`: it came on the sender's connection. */
   acked(flow: F, c: number, routedOk: boolean, release = this.releaseOn === "ack"): void {
-    if (!routedOk) this.misrouted++;
-    if (flow.flags[c]! & ACKED) {
-      this.duplicates++;
-      return;
-    }
-    flow.flags[c]! |= ACKED;
-    const now = performance.now();
-    this.totals.acked++;
-    if (this.inside(now)) this.inWindow.acked++;
+    const now = this.firstTime(flow, c, ACKED, "acked", routedOk);
+    if (now === undefined) return;
     if (this.firstAckAt === 0) this.firstAckAt = now;
     this.lastAckAt = now;
     if (release) this.release(flow);
@@ -109,38 +102,37 @@ export class TrafficRun<C, F extends Flow<C> = Flow<C>> {
 
   /** Message c arrived; `routedOk`: at the flow's recipient, from the flow's sender. */
   delivered(flow: F, c: number, routedOk: boolean): void {
-    if (!routedOk) this.misrouted++;
-    if (flow.flags[c]! & DELIVERED) {
-      this.duplicates++;
-      return;
-    }
-    flow.flags[c]! |= DELIVERED;
-    const now = performance.now();
-    this.totals.delivered++;
+    const now = this.firstTime(flow, c, DELIVERED, "delivered", routedOk);
+    if (now === undefined) return;
     this.lastDeliveryAt = now;
-    if (this.inside(now)) {
-      this.inWindow.delivered++;
-      this.oneWay.record(now - flow.sentAt[c]!);
-    }
+    if (this.inside(now)) this.oneWay.record(now - flow.sentAt[c]!);
     this.onProgress();
   }
 
   /** Message c's delivered receipt arrived; `routedOk`: at the flow's sender. */
   receipted(flow: F, c: number, routedOk: boolean): void {
-    if (!routedOk) this.misrouted++;
-    if (flow.flags[c]! & RECEIPTED) {
-      this.duplicates++;
-      return;
-    }
-    flow.flags[c]! |= RECEIPTED;
-    const now = performance.now();
-    this.totals.receipted++;
-    if (this.inside(now)) {
-      this.inWindow.receipted++;
-      this.receiptRtt.record(now - flow.sentAt[c]!);
-    }
+    const now = this.firstTime(flow, c, RECEIPTED, "receipted", routedOk);
+    if (now === undefined) return;
+    if (this.inside(now)) this.receiptRtt.record(now - flow.sentAt[c]!);
     if (this.releaseOn === "receipt") this.release(flow);
     this.onProgress();
+  }
+
+  /**
+   * Counts an event of message c (checking where it came from): its time, or undefined for a
+   * duplicate, which is counted as such and nothing else.
+   */
+  private firstTime(flow: F, c: number, flag: number, counter: keyof Counters, routedOk: boolean): number | undefined {
+    if (!routedOk) this.misrouted++;
+    if (flow.flags[c]! & flag) {
+      this.duplicates++;
+      return undefined;
+    }
+    flow.flags[c]! |= flag;
+    const now = performance.now();
+    this.totals[counter]++;
+    if (this.inside(now)) this.inWindow[counter]++;
+    return now;
   }
 
   error(text: string): void {
@@ -162,7 +154,7 @@ export class TrafficRun<C, F extends Flow<C> = Flow<C>> {
    * Starts sending: saturating keeps every flow's window full; paced, a 2 ms timer sends
    * `ratePerSec` in total, round-robin over the flows whose window has room.
    */
-  start(mode: "saturate" | "paced", ratePerSec = 0): void {
+  private start(mode: "saturate" | "paced", ratePerSec = 0): void {
     if (mode === "saturate") {
       this.fill();
       return;
@@ -193,7 +185,7 @@ export class TrafficRun<C, F extends Flow<C> = Flow<C>> {
     }, 2);
   }
 
-  stop(): void {
+  private stop(): void {
     this.sending = false;
     if (this.pacer) clearInterval(this.pacer);
     this.pacer = undefined;
@@ -287,12 +279,12 @@ export class TrafficRun<C, F extends Flow<C> = Flow<C>> {
       receiptsMs,
       duplicates: this.duplicates,
       misrouted: this.misrouted,
-      missing: this.report(0, true).missing,
+      missing: this.missing(true),
     };
   }
 
-  /** `countAcks`: an ack is expected for every message (Parley always; XMPP only with stream management). */
-  report(stale: number, countAcks: boolean): TrafficReport {
+  /** Messages sent but never acked (if `countAcks`), delivered or receipted. */
+  missing(countAcks: boolean): { ack: number; delivery: number; receipt: number } {
     const missing = { ack: 0, delivery: 0, receipt: 0 };
     for (const f of this.flows) {
       for (let c = 0; c < f.sent; c++) {
@@ -302,6 +294,11 @@ export class TrafficRun<C, F extends Flow<C> = Flow<C>> {
         if (!(fl & RECEIPTED)) missing.receipt++;
       }
     }
+    return missing;
+  }
+
+  /** `countAcks`: an ack is expected for every message (Parley always; XMPP only with stream management). */
+  report(stale: number, countAcks: boolean): TrafficReport {
     const windowMs = Number.isFinite(this.windowEnd) ? this.windowEnd - this.windowStart : 0;
     return {
       flows: this.flows.length,
@@ -312,7 +309,7 @@ export class TrafficRun<C, F extends Flow<C> = Flow<C>> {
       stale,
       ackErrors: this.errors,
       ...(this.firstError !== undefined ? { firstError: this.firstError } : {}),
-      missing,
+      missing: this.missing(countAcks),
       pacedSkipped: this.pacedSkipped,
       connectionsLost: this.connectionsLost,
       oneWay: this.oneWay.toJSON(),
