@@ -10,7 +10,7 @@ import { parseArgs } from "node:util";
 import pino from "pino";
 import { loadConfig } from "../../packages/server/src/config.ts";
 import { startServer } from "../../packages/server/src/server.ts";
-import { GeneratorPool } from "../load/pool.ts";
+import { startGeneratorPool } from "../load/pool.ts";
 import { connectPlan, planPairs, prepareAccounts } from "../load/scenario.ts";
 import { freePort } from "./server-process.ts";
 
@@ -36,7 +36,7 @@ const tcpPort = String(await freePort());
 const config = loadConfig(["--dev", "--workers", "0", "--port", "0", "--tcp-port", tcpPort, "--data", dir], {});
 const server = await startServer(config, { log: pino({ level: "warn" }) });
 const url = `tcp://127.0.0.1:${server.tcpPort}`;
-const pool = await GeneratorPool.start(procs, url);
+const pool = await startGeneratorPool(procs, url);
 try {
   const setup = await prepareAccounts(pool, { url, dataDir: dir, count: connections, cache: false });
   await pool.all(() => ({ op: "init", url, serverKey: setup.serverKey }));

@@ -19,7 +19,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { processTree, rssKiB } from "../load/cpu.ts";
 import { E2E_TEXT_CIPHERTEXT_BYTES } from "../load/generator.ts";
-import { GeneratorPool } from "../load/pool.ts";
+import { type GeneratorPool, startGeneratorPool } from "../load/pool.ts";
 import {
   CpuMeters,
   type CpuPoint,
@@ -105,7 +105,7 @@ async function main() {
     ...(args["server-cpu-prof"] ? { cpuProfileDir: resolve(args["server-cpu-prof"]) } : {}),
   });
   const url = transport === "tcp" ? `tcp://127.0.0.1:${server.tcpPort}` : `ws://127.0.0.1:${server.httpPort}/ws`;
-  const generators = await GeneratorPool.start(procs, url);
+  const generators = await startGeneratorPool(procs, url);
   pool = generators;
   const meters = new CpuMeters(server.pid, () => generators.pids());
 

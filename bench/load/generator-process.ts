@@ -1,4 +1,4 @@
-// Entry of one generator process (forked by GeneratorPool): a LoadGenerator
+// Entry of one generator process (forked by startGeneratorPool): a LoadGenerator
 // driven by commands over the IPC channel. Exits when the orchestrator goes away.
 import { fromHex, toHex } from "./accounts.ts";
 import { LoadError } from "./connection.ts";

@@ -21,7 +21,7 @@ import { buildDist, type RunningServer, startServerProcess } from "../e2e/server
 import type { LoadAccount } from "../load/accounts.ts";
 import { bundleEntry } from "../load/bundle.ts";
 import { E2E_TEXT_CIPHERTEXT_BYTES } from "../load/generator.ts";
-import { ENTRY as GENERATOR_ENTRY, GeneratorPool } from "../load/pool.ts";
+import { ENTRY as GENERATOR_ENTRY, startGeneratorPool } from "../load/pool.ts";
 import {
   CpuMeters,
   type CpuPoint,
@@ -420,7 +420,7 @@ async function benchParley() {
       try {
         await ensureAccounts(server, messagingNeeded);
         const url = `tcp://127.0.0.1:${server.tcpPort}`;
-        const pool = await GeneratorPool.start(procs, url, serverKey, await bundleEntry(GENERATOR_ENTRY));
+        const pool = await startGeneratorPool(procs, url, serverKey, await bundleEntry(GENERATOR_ENTRY));
         const stopPool = own("Parley generators", () => pool.stop());
         try {
           const meters = new CpuMeters(server.pid, () => pool.pids());
