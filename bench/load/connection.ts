@@ -142,7 +142,7 @@ export class LoadConnection {
 
   send(stanza: Stanza): void {
     // waiting acks go first, in the same record, as the client SDK does
-    if (stanza.kind !== "devack" && this.deferredAcks.pending > 0) this.deferredAcks.flush();
+    if (stanza.kind !== "devack") this.deferredAcks.flush();
     this.connection.send(encodeStanza(stanza, this.ctx));
   }
 

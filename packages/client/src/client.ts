@@ -700,7 +700,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
     const c = this.connection;
     if (!c) throw new ClientError("DISCONNECTED", "not connected");
     // waiting acks go first, in the same record (the transport batches one turn's stanzas)
-    if (stanza.kind !== "devack" && this.deferredAcks.pending > 0) this.deferredAcks.flush();
+    if (stanza.kind !== "devack") this.deferredAcks.flush();
     c.send(encodeStanza(stanza, this.ctx, c.maxStanzaSize));
   }
 
