@@ -19,12 +19,14 @@ export async function startGeneratorPool(
   serverKey?: string,
   bundle?: string,
 ): Promise<GeneratorPool> {
-  const pool = ProcessPool.start<Command>(bundle ?? ENTRY, count, { op: "close" });
-  try {
-    await pool.all(() => ({ op: "init", url, ...(serverKey ? { serverKey } : {}) }));
-  } catch (err) {
-    await pool.stop();
-    throw err;
-  }
-  return pool;
+  return ProcessPool.startInitialized<Command>(
+    bundle ?? ENTRY,
+    count,
+    { op: "close" },
+    {
+      op: "init",
+      url,
+      ...(serverKey ? { serverKey } : {}),
+    },
+  );
 }

@@ -88,6 +88,18 @@ export class ProcessPool<C> {
     );
   }
 
+  /** `start`, then sends every process `init` and waits for all; on a failure stops them all. */
+  static async startInitialized<C>(entry: string, count: number, closeCommand: C, init: C): Promise<ProcessPool<C>> {
+    const pool = ProcessPool.start(entry, count, closeCommand);
+    try {
+      await pool.all(() => init);
+    } catch (err) {
+      await pool.stop();
+      throw err;
+    }
+    return pool;
+  }
+
   get size(): number {
     return this.procs.length;
   }

@@ -28,25 +28,28 @@ export type XmppPool = ProcessPool<XmppCommand>;
 export type DensityPool = ProcessPool<DensityCommand>;
 
 export async function startXmppPool(count: number, target: XmppTarget): Promise<XmppPool> {
-  const pool = ProcessPool.start<XmppCommand>(await bundleEntry(XMPP_ENTRY), count, { op: "close" });
-  try {
-    await pool.all(() => ({ op: "init", target }));
-  } catch (err) {
-    await pool.stop();
-    throw err;
-  }
-  return pool;
+  return ProcessPool.startInitialized<XmppCommand>(
+    await bundleEntry(XMPP_ENTRY),
+    count,
+    { op: "close" },
+    {
+      op: "init",
+      target,
+    },
+  );
 }
 
 export async function startDensityPool(count: number, url: string, serverKey?: string): Promise<DensityPool> {
-  const pool = ProcessPool.start<DensityCommand>(await bundleEntry(DENSITY_ENTRY), count, { op: "close" });
-  try {
-    await pool.all(() => ({ op: "init", url, ...(serverKey ? { serverKey } : {}) }));
-  } catch (err) {
-    await pool.stop();
-    throw err;
-  }
-  return pool;
+  return ProcessPool.startInitialized<DensityCommand>(
+    await bundleEntry(DENSITY_ENTRY),
+    count,
+    { op: "close" },
+    {
+      op: "init",
+      url,
+      ...(serverKey ? { serverKey } : {}),
+    },
+  );
 }
 
 /** Generator processes for `connections` sockets: under the per-process limit, at least 2 (2 cores). */
