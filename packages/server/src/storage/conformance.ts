@@ -619,9 +619,13 @@ export function runStorageConformance(name: string, make: () => Promise<StorageH
           (await store.fetch(id, linked.deviceId, 0, 10)).map((e) => e.seq),
           [b],
         );
-        // an ack on the wrong device's queue deletes nothing
+        // an ack on the wrong device's queue deletes nothing, and the right device can still ack it
         assert.deepEqual(await store.ack(id, 1, [b!]), []);
         assert.equal(await store.depth(id, linked.deviceId), 1);
+        assert.deepEqual(
+          (await store.ack(id, linked.deviceId, [b!])).map((e) => e.seq),
+          [b],
+        );
       });
 
       it("acks delete entries and return what existed, with sender and message id", async () => {
@@ -651,6 +655,25 @@ export function runStorageConformance(name: string, make: () => Promise<StorageH
           (await store.fetch(id, 1, 0, 10)).map((e) => e.seq),
           [seqs[1]],
         );
+      });
+
+      it("acks return the sender and message id also for entries stored before a restart", async (t) => {
+        if (!harness.reopen) {
+          t.skip("harness cannot reopen");
+          return;
+        }
+        const id = await newAccount();
+        const sender = await newAccount();
+        const seqs = await store.enqueue([
+          { accountId: id, deviceId: 1, envelope: envelope("1"), senderAccountId: sender, messageId: "r1" },
+          { accountId: id, deviceId: 1, envelope: envelope("2"), senderAccountId: sender, messageId: "r2" },
+        ]);
+        store = await harness.reopen();
+        assert.deepEqual(await store.ack(id, 1, [seqs[1]!, seqs[0]!]), [
+          { seq: seqs[1], senderAccountId: sender, senderDeviceId: null, messageId: "r2", shared: false },
+          { seq: seqs[0], senderAccountId: sender, senderDeviceId: null, messageId: "r1", shared: false },
+        ]);
+        assert.equal(await store.depth(id, 1), 0);
       });
 
       it("never reuses a seq, even after the newest entry is acked", async () => {

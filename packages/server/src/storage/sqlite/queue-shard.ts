@@ -27,6 +27,12 @@ export const SHARD_STRIDE = 128;
  */
 export const COUNTER_BLOCK = 4096;
 
+/**
+ * How many entries this process inserted it remembers the receipt routing of (see `recent`): a few
+ * MiB at most; older entries are acked through DELETE … RETURNING as before.
+ */
+export const RECENT_ENTRIES = 65_536;
+
 export const queueShardFileName = (index: number) => `queue-${index}.db`;
 
 const SCHEMA = `
@@ -83,6 +89,14 @@ export class QueueShard {
   /** Part of `reserved` that is committed (seqs below it may be handed out outside a transaction). */
   private committedReserve = 0;
   private readonly stmt: Record<string, Database.Statement>;
+  /**
+   * What an ack of the entries inserted lately returns, by seq: an ack found here is a plain DELETE
+   * instead of DELETE … RETURNING, whose result table costs about as much again as the delete
+   * (measured ~3.5 vs ~7 µs per row). Safe when stale (the row was purged, dropped or its insert
+   * rolled back): seqs are never reused, and the DELETE still checks the account and device, so
+   * an entry counts as acked only if its row was deleted by this ack.
+   */
+  private readonly recent = new Map<QueueSeq, AckedEntry>();
   private readonly mapError: (error: unknown) => unknown;
 
   constructor(options: QueueShardOptions) {
@@ -122,6 +136,7 @@ export class QueueShard {
             saveCounter: prepare(
               "INSERT INTO shard_meta (key, value) VALUES ('counter', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             ),
+            ackKnown: prepare("DELETE FROM queue WHERE account_id = ? AND device_id = ? AND seq = ?"),
             ack: prepare(
               `DELETE FROM queue WHERE account_id = ? AND device_id = ? AND seq = ?
                  RETURNING seq, sender_account_id, sender_device_id, message_id, payload_id IS NOT NULL AS shared`,
@@ -244,6 +259,15 @@ export class QueueShard {
       r.messageId ?? null,
       now,
     );
+    const recent = this.recent;
+    if (recent.size >= RECENT_ENTRIES) recent.delete(recent.keys().next().value!);
+    recent.set(seq, {
+      seq,
+      senderAccountId: r.senderAccountId ?? null,
+      senderDeviceId: r.senderDeviceId ?? null,
+      messageId: r.messageId ?? null,
+      shared: payloadId !== null,
+    });
     return seq;
   }
 
@@ -262,6 +286,15 @@ export class QueueShard {
       () => {
         const acked: AckedEntry[] = [];
         for (const seq of seqs) {
+          const known = this.recent.get(seq);
+          if (known !== undefined) {
+            // (an ack naming another device's seq deletes nothing and leaves the entry known)
+            if (this.stmt.ackKnown!.run(accountId, deviceId, seq).changes === 1) {
+              this.recent.delete(seq);
+              acked.push(known);
+            }
+            continue;
+          }
           const row = this.stmt.ack!.get(accountId, deviceId, seq) as AckRow | undefined;
           if (row !== undefined) acked.push(toAcked(row));
         }
