@@ -64,6 +64,11 @@ export class GroupCommitter {
      * the committer: SQLite deletes a WAL only when its last connection closes.
      */
     private readonly followWalInode = true,
+    /**
+     * Called synchronously, before any promise settles, when a batch or one write of it was rolled
+     * back: for caches the writes keep in step with the file (QueueShard's queue counts).
+     */
+    private readonly onRollback?: () => void,
   ) {
     const full = db.prepare("PRAGMA synchronous = FULL");
     const normal = db.prepare("PRAGMA synchronous = NORMAL");
@@ -141,10 +146,12 @@ export class GroupCommitter {
       outcomes = this.runBatch(writes);
     } catch (error) {
       // BEGIN or COMMIT failed (busy past the timeout, I/O error): nothing of the batch is durable.
+      this.onRollback?.();
       const mapped = this.mapError(error);
       for (const write of writes) write.reject(mapped);
       return;
     }
+    if (this.onRollback && outcomes.some((o) => !(o as { ok: boolean }).ok)) this.onRollback();
     const settle = (which: "all" | "durable" | "non-durable", syncError?: unknown) =>
       writes.forEach((write, i) => {
         if (which === "durable" && !write.durable) return;

@@ -1,0 +1,91 @@
+// The queue shard owner answers fetch/depth of an empty queue from its in-memory counts. Those
+// counts may run high (then a read corrects them) but must never run low: a queue counted empty
+// while it holds entries would never be delivered.
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, it } from "node:test";
+import { QueueShard } from "../src/storage/sqlite/queue-shard.ts";
+import type { EnqueueItem } from "../src/storage/types.ts";
+
+let dir: string;
+let owner: QueueShard;
+const open = (readonly = false) =>
+  new QueueShard({ file: join(dir, "queue-0.db"), index: 0, readonly, mapError: (e) => e });
+const item = (accountId: string, text: string): EnqueueItem => ({
+  accountId,
+  deviceId: 1,
+  envelope: new TextEncoder().encode(text),
+  durable: false,
+});
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), "parley-shard-counts-"));
+  owner = open();
+});
+afterEach(async () => {
+  await owner.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("queue shard counts", () => {
+  it("follow enqueues and acks, per device", async () => {
+    assert.equal(owner.depth("a", 1), 0);
+    assert.deepEqual(owner.fetch("a", 1, 0, 10), []);
+    const seqs = await owner.enqueue([item("a", "1"), item("a", "2"), item("b", "3")], 1, () => {});
+    assert.equal(owner.depth("a", 1), 2);
+    assert.equal(owner.depth("b", 1), 1);
+    assert.equal(owner.depth("a", 2), 0);
+    await owner.ack("a", 1, [seqs[0]!, seqs[2]!]); // seqs[2] is b's: not deleted, not counted
+    assert.equal(owner.depth("a", 1), 1);
+    assert.equal(owner.depth("b", 1), 1);
+    await owner.ack("a", 1, [seqs[1]!]);
+    assert.deepEqual(owner.fetch("a", 1, 0, 10), []);
+    assert.equal(owner.fetch("b", 1, 0, 10).length, 1);
+  });
+
+  it("are rebuilt after a rolled-back batch, so an ack that did not happen is not counted", async () => {
+    const [seq] = await owner.enqueue([item("a", "kept")], 1, () => {});
+    assert.equal(owner.depth("a", 1), 1);
+    // Same turn: the ack and an enqueue that fails mid-write (the CHECK constraint), which rolls
+    // the whole batch back.
+    const ack = owner.ack("a", 1, [seq!]);
+    const bad = owner.enqueue([{ accountId: "a", deviceId: 1, envelope: null as unknown as Uint8Array }], 1, () => {});
+    await assert.rejects(ack);
+    await assert.rejects(bad);
+    assert.deepEqual(
+      owner.fetch("a", 1, 0, 10).map((e) => e.seq),
+      [seq],
+    );
+    assert.equal(owner.depth("a", 1), 1);
+  });
+
+  it("start from the file, and a purge by another process only leaves them high until the next read", async () => {
+    await owner.enqueue([item("a", "1"), item("a", "2")], 1, () => {});
+    await owner.close();
+    owner = open();
+    assert.equal(owner.depth("a", 1), 2, "counts built from the file at first use");
+    const purger = open(); // the cluster primary's hourly purge opens the file itself
+    assert.equal(await purger.purge(Number.MAX_SAFE_INTEGER, 100), 2);
+    await purger.close();
+    assert.equal(owner.depth("a", 1), 0);
+    assert.deepEqual(owner.fetch("a", 1, 0, 10), []);
+    const [seq] = await owner.enqueue([item("a", "3")], 1, () => {});
+    assert.deepEqual(
+      owner.fetch("a", 1, 0, 10).map((e) => e.seq),
+      [seq],
+    );
+  });
+
+  it("are the owner's only: a read-only handle on the file reads it", async () => {
+    const reader = open(true);
+    try {
+      await owner.enqueue([item("a", "1")], 1, () => {});
+      assert.equal(reader.depth("a", 1), 1);
+      assert.equal(reader.fetch("a", 1, 0, 10).length, 1);
+    } finally {
+      await reader.close();
+    }
+  });
+});
