@@ -76,6 +76,9 @@ export class ProcessPool<C> {
    */
   static start<C>(entry: string, count: number, closeCommand: C): ProcessPool<C> {
     const execArgv = entry.endsWith(".ts") ? ["--conditions=source", "--import", "tsx"] : [];
+    // Profiling the load generators themselves (is the client the bottleneck, and where?).
+    const profileDir = process.env.PARLEY_BENCH_GENERATOR_CPU_PROF;
+    if (profileDir) execArgv.push("--cpu-prof", `--cpu-prof-dir=${profileDir}`);
     return new ProcessPool(
       Array.from(
         { length: count },

@@ -98,6 +98,7 @@ if (args.help) {
   --offline-messages N --offline-senders N --offline-window N
   --parley-data DIR             keep Parley's data dir and account cache there (skips re-registering)
   --server-cpu-prof DIR         write V8 CPU profiles of every Parley server process into DIR
+                                (the load generators' own: env PARLEY_BENCH_GENERATOR_CPU_PROF=DIR)
   --parley-density-semi-space-mb N
                                 parley serve --worker-semi-space-mb for density (default 4: the
                                 memory-lean setting for idle connections; 0 = V8's default)

@@ -11,7 +11,6 @@ import {
   createPrivateKey,
   createPublicKey,
   diffieHellman,
-  hkdfSync,
   type KeyObject,
   randomBytes,
 } from "node:crypto";
@@ -25,7 +24,8 @@ import {
   writeNonce,
 } from "./suite.ts";
 
-const EMPTY = new Uint8Array(0);
+const BYTE_1 = new Uint8Array([1]);
+const BYTE_2 = new Uint8Array([2]);
 // node ignores a JWK's "x" when importing an X25519 private key and derives it from "d", but requires
 // the field to be present: a placeholder lets us import a bare private key.
 const PLACEHOLDER_X = Buffer.alloc(32).toString("base64url");
@@ -162,8 +162,12 @@ export const nodeSuite: NoiseCryptoSuite = {
   sha256: (data) => asUint8(createHash("sha256").update(data).digest()),
   hmacSha256: (key, data) => asUint8(createHmac("sha256", key).update(data).digest()),
   hkdf2(chainingKey, inputKeyMaterial) {
-    const okm = new Uint8Array(hkdfSync("sha256", inputKeyMaterial, chainingKey, EMPTY, 64));
-    return [okm.subarray(0, 32), okm.subarray(32, 64)];
+    // Noise's HKDF (section 4.3) spelled out in three HMACs rather than hkdfSync: hkdfSync imports
+    // its key as a KeyObject per call, ~18 vs ~12 µs here; five calls per handshake on each side.
+    const tempKey = createHmac("sha256", chainingKey).update(inputKeyMaterial).digest();
+    const output1 = createHmac("sha256", tempKey).update(BYTE_1).digest();
+    const output2 = createHmac("sha256", tempKey).update(output1).update(BYTE_2).digest();
+    return [asUint8(output1), asUint8(output2)];
   },
   aead: (cipher, key) => new NodeAead(cipher, key),
   randomBytes: (length) => asUint8(randomBytes(length)),
