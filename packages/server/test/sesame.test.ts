@@ -1,22 +1,18 @@
-// The Sesame fast path against the plain set comparison it short-cuts.
+// The Sesame fast path against the full comparison it short-cuts.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { addressesExactly } from "../src/gateway/sesame.ts";
+import { addressesExactly, deviceMismatches } from "../src/gateway/sesame.ts";
 
-/** Exactly the expected devices, each once: what the full check in session.ts accepts. */
+/** The full comparison accepts: no device twice, none missing, none extra. */
 function reference(
   enc: { to: { user: string; device: number } }[],
   peerDevices: number[],
   ownDevices: number[],
   myDevice: number,
 ): boolean {
-  const expected = new Set([
-    ...peerDevices.map((d) => `peer/${d}`),
-    ...ownDevices.filter((d) => d !== myDevice).map((d) => `me/${d}`),
-  ]);
-  const got = enc.map((e) => `${e.to.user}/${e.to.device}`);
-  return got.length === new Set(got).size && got.length === expected.size && got.every((k) => expected.has(k));
+  const result = deviceMismatches(enc, "peer", peerDevices, "me", ownDevices, myDevice);
+  return result !== "duplicate" && result.length === 0;
 }
 
 // Small device numbers, so that perturbations often hit an expected device (duplicates, swaps).
@@ -44,6 +40,19 @@ describe("Sesame device check, fast path", () => {
       ),
       { numRuns: 5000 },
     );
+  });
+
+  it("names what is missing and extra per user, and a device named twice", () => {
+    const to = (user: string, device: number) => ({ to: { user, device } });
+    assert.deepEqual(deviceMismatches([to("peer", 1), to("peer", 3), to("me", 2)], "peer", [1, 2], "me", [1, 2], 1), [
+      { user: "peer", missing: [2], extra: [3], stale: [] },
+    ]);
+    assert.deepEqual(deviceMismatches([to("peer", 1)], "peer", [1], "me", [1, 2], 1), [
+      { user: "me", missing: [2], extra: [], stale: [] },
+    ]);
+    assert.equal(deviceMismatches([to("peer", 1), to("peer", 1)], "peer", [1], "me", [1], 1), "duplicate");
+    // to oneself: every other own device, not the sending one
+    assert.deepEqual(deviceMismatches([to("me", 2)], "me", [1, 2], "me", [1, 2], 1), []);
   });
 
   it("leaves messages to oneself and very large device sets to the full check", () => {

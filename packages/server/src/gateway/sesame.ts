@@ -1,5 +1,8 @@
 // The server's half of Sesame (Signal's multi-device session management): a message must carry one
 // ciphertext for every current device of the recipient and of the sender's other devices.
+import type { DeviceMismatch } from "@parley/wire";
+
+type Addressed = readonly { to: { user: string; device: number } }[];
 
 /**
  * The common case of the Sesame check without building sets: `enc` names every device of the peer
@@ -7,7 +10,7 @@
  * past that, or on any doubt, false and the full comparison decides).
  */
 export function addressesExactly(
-  enc: readonly { to: { user: string; device: number } }[],
+  enc: Addressed,
   peerName: string,
   peerDevices: readonly number[],
   myName: string,
@@ -32,4 +35,42 @@ export function addressesExactly(
     } else return false;
   }
   return true;
+}
+
+/**
+ * The full comparison: per user, the devices missing from `enc` and those it names that do not
+ * exist (for the client to fix its device cache), or "duplicate" if it names a device twice.
+ */
+export function deviceMismatches(
+  enc: Addressed,
+  peerName: string,
+  peerDevices: readonly number[],
+  myName: string,
+  ownDevices: readonly number[],
+  myDevice: number,
+): DeviceMismatch[] | "duplicate" {
+  const expected = new Map<string, Set<number>>();
+  expected.set(peerName, new Set(peerDevices));
+  if (peerName === myName) expected.get(myName)!.delete(myDevice);
+  else expected.set(myName, new Set(ownDevices.filter((d) => d !== myDevice)));
+
+  const addressed = new Map<string, Set<number>>();
+  for (const e of enc) {
+    let set = addressed.get(e.to.user);
+    if (!set) {
+      set = new Set();
+      addressed.set(e.to.user, set);
+    }
+    if (set.has(e.to.device)) return "duplicate";
+    set.add(e.to.device);
+  }
+  const mismatches: DeviceMismatch[] = [];
+  for (const user of new Set([...expected.keys(), ...addressed.keys()])) {
+    const want = expected.get(user) ?? new Set<number>();
+    const got = addressed.get(user) ?? new Set<number>();
+    const missing = [...want].filter((d) => !got.has(d)).sort((a, b) => a - b);
+    const extra = [...got].filter((d) => !want.has(d)).sort((a, b) => a - b);
+    if (missing.length > 0 || extra.length > 0) mismatches.push({ user, missing, extra, stale: [] });
+  }
+  return mismatches;
 }

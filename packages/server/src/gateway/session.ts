@@ -24,7 +24,7 @@ import type { Account, AccountId, EnqueueItem, QueueEntry, QueueRecipient } from
 import { isStorageError } from "../storage/index.ts";
 import type { Gateway, LoginContext } from "./gateway.ts";
 import { handleIq } from "./iq.ts";
-import { addressesExactly } from "./sesame.ts";
+import { addressesExactly, deviceMismatches } from "./sesame.ts";
 
 /** Sends that arrived but are not yet committed; past this a client is flooding. */
 const MAX_PENDING_SENDS = 2_000;
@@ -312,8 +312,11 @@ export class ClientSession {
     const peerDevices = await this.gateway.deviceIds(peer.id);
     const ownDevices = await this.gateway.deviceIds(me.id);
     if (!addressesExactly(m.enc, peer.name, peerDevices, me.name, ownDevices, myDevice)) {
-      const mismatch = this.deviceMismatch(m, peer.name, peerDevices, me.name, ownDevices, myDevice);
-      if (mismatch) return mismatch;
+      const mismatches = deviceMismatches(m.enc, peer.name, peerDevices, me.name, ownDevices, myDevice);
+      if (mismatches === "duplicate") return { error: this.errorAck(m, "bad-request", "a device is addressed twice") };
+      if (mismatches.length > 0) {
+        return { error: this.errorAck(m, "device-mismatch", "the device set is stale", mismatches) };
+      }
     }
     if (m.enc.length === 0) return { error: this.errorAck(m, "bad-request", "no ciphertext") };
 
@@ -346,48 +349,6 @@ export class ClientSession {
       };
     });
     return { items, names, stanzas };
-  }
-
-  /**
-   * The device-mismatch error for a message that does not address exactly the expected devices
-   * (both lists, so the client can fix its device cache), or a bad-request for a device named twice.
-   */
-  private deviceMismatch(
-    m: MessageStanza,
-    peerName: string,
-    peerDevices: readonly number[],
-    myName: string,
-    ownDevices: readonly number[],
-    myDevice: number,
-  ): { error: AckStanza } | undefined {
-    const expected = new Map<string, Set<number>>();
-    expected.set(peerName, new Set(peerDevices));
-    const own = ownDevices.filter((d) => d !== myDevice);
-    if (peerName === myName) expected.get(myName)!.delete(myDevice);
-    else expected.set(myName, new Set(own));
-
-    const addressed = new Map<string, Set<number>>();
-    for (const e of m.enc) {
-      let set = addressed.get(e.to.user);
-      if (!set) {
-        set = new Set();
-        addressed.set(e.to.user, set);
-      }
-      if (set.has(e.to.device)) return { error: this.errorAck(m, "bad-request", "a device is addressed twice") };
-      set.add(e.to.device);
-    }
-    const mismatches: DeviceMismatch[] = [];
-    for (const user of new Set([...expected.keys(), ...addressed.keys()])) {
-      const want = expected.get(user) ?? new Set<number>();
-      const got = addressed.get(user) ?? new Set<number>();
-      const missing = [...want].filter((d) => !got.has(d)).sort((a, b) => a - b);
-      const extra = [...got].filter((d) => !want.has(d)).sort((a, b) => a - b);
-      if (missing.length > 0 || extra.length > 0) mismatches.push({ user, missing, extra, stale: [] });
-    }
-    if (mismatches.length > 0) {
-      return { error: this.errorAck(m, "device-mismatch", "the device set is stale", mismatches) };
-    }
-    return undefined;
   }
 
   // -------------------------------------------------------------- delivery
