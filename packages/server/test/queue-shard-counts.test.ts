@@ -1,4 +1,4 @@
-// The queue shard owner answers fetch/depth of an empty queue from its in-memory counts. Those
+// The queue shard owner answers fetch/depth of an empty queue from its in-memory counts (per account). Those
 // counts may run high (then a read corrects them) but must never run low: a queue counted empty
 // while it holds entries would never be delivered.
 import assert from "node:assert/strict";
@@ -43,6 +43,16 @@ describe("queue shard counts", () => {
     await owner.ack("a", 1, [seqs[1]!]);
     assert.deepEqual(owner.fetch("a", 1, 0, 10), []);
     assert.equal(owner.fetch("b", 1, 0, 10).length, 1);
+  });
+
+  it("count an account's devices together: another device's entries only cost a read", async () => {
+    const [seq] = await owner.enqueue([{ ...item("a", "for 2"), deviceId: 2 }], 1, () => {});
+    assert.deepEqual(owner.fetch("a", 1, 0, 10), []);
+    assert.equal(owner.depth("a", 1), 0);
+    assert.equal(owner.depth("a", 2), 1);
+    assert.deepEqual((await owner.ack("a", 1, [seq!])).length, 0, "device 1 cannot ack device 2's entry");
+    assert.equal((await owner.ack("a", 2, [seq!])).length, 1);
+    assert.equal(owner.depth("a", 2), 0);
   });
 
   it("are rebuilt after a rolled-back batch, so an ack that did not happen is not counted", async () => {

@@ -33,7 +33,8 @@ export const COUNTER_BLOCK = 4096;
  */
 export const RECENT_ENTRIES = 65_536;
 
-const queueKey = (accountId: AccountId, deviceId: DeviceId) => `${accountId}\u0000${deviceId}`;
+/** Accounts the owner's counts may hold (most of them zeros) before they are rebuilt without the zeros. */
+const MAX_COUNTED = 200_000;
 
 export const queueShardFileName = (index: number) => `queue-${index}.db`;
 
@@ -100,14 +101,18 @@ export class QueueShard {
    */
   private readonly recent = new Map<QueueSeq, AckedEntry>();
   /**
-   * The owner's count of entries per device queue (`queueKey` → n, empty queues absent), so that a
-   * fetch or depth of an empty queue (every login of a device with nothing waiting) needs no SQL:
-   * one such read cost ~10–40 µs here, mostly taking and releasing the WAL read locks. Kept in
-   * step inside the transactions that change rows; built from the file on first use and again
-   * after anything it cannot follow (a rolled-back batch, a drop, a move; a purge by another
-   * process only leaves counts too high, which costs a read and is then corrected).
+   * The owner's count of entries per account (all its device queues), so that a fetch or depth of
+   * an empty queue (every login of a device with nothing waiting) needs no SQL: one such read cost
+   * ~10–40 µs here, mostly taking and releasing the WAL read locks. Kept in step inside the
+   * transactions that change rows; built from the file on first use and again after anything it
+   * cannot follow (a rolled-back batch, a drop, a move; a purge by another process only leaves
+   * counts too high, which costs a read and is then corrected). Per account, not per device: the
+   * account id is a long-lived string whose hash V8 caches, so an update is one Map operation with
+   * no key to build (a per-device key cost ~2% of the server at full messaging load). Zeros stay
+   * (no delete and re-insert per message) until `MAX_COUNTED` accounts, then they are swept.
    */
-  private counts: Map<string, number> | undefined;
+  private counts: Map<AccountId, number> | undefined;
+  private countsLimit = MAX_COUNTED;
   private readonly mapError: (error: unknown) => unknown;
 
   constructor(options: QueueShardOptions) {
@@ -147,9 +152,8 @@ export class QueueShard {
             saveCounter: prepare(
               "INSERT INTO shard_meta (key, value) VALUES ('counter', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             ),
-            countByDevice: prepare(
-              "SELECT account_id, device_id, COUNT(*) AS n FROM queue GROUP BY account_id, device_id",
-            ),
+            countByAccount: prepare("SELECT account_id, COUNT(*) AS n FROM queue GROUP BY account_id"),
+            accountDepth: prepare("SELECT COUNT(*) AS n FROM queue WHERE account_id = ?"),
             ackKnown: prepare("DELETE FROM queue WHERE account_id = ? AND device_id = ? AND seq = ?"),
             ack: prepare(
               `DELETE FROM queue WHERE account_id = ? AND device_id = ? AND seq = ?
@@ -276,7 +280,8 @@ export class QueueShard {
       r.messageId ?? null,
       now,
     );
-    if (this.counts !== undefined) this.countChange(queueKey(r.accountId, r.deviceId), 1);
+    const counts = this.counts;
+    if (counts !== undefined) counts.set(r.accountId, (counts.get(r.accountId) ?? 0) + 1);
     const recent = this.recent;
     if (recent.size >= RECENT_ENTRIES) recent.delete(recent.keys().next().value!);
     recent.set(seq, {
@@ -316,8 +321,9 @@ export class QueueShard {
           const row = this.stmt.ack!.get(accountId, deviceId, seq) as AckRow | undefined;
           if (row !== undefined) acked.push(toAcked(row));
         }
-        if (this.counts !== undefined && acked.length > 0)
-          this.countChange(queueKey(accountId, deviceId), -acked.length);
+        const counts = this.counts;
+        if (counts !== undefined && acked.length > 0)
+          counts.set(accountId, (counts.get(accountId) ?? 0) - acked.length);
         return acked;
       },
       false,
@@ -335,38 +341,35 @@ export class QueueShard {
   }
 
   fetch(accountId: AccountId, deviceId: DeviceId, afterSeq: QueueSeq, limit: number): QueueEntry[] {
-    const key = this.committer === undefined ? undefined : queueKey(accountId, deviceId);
-    if (key !== undefined && !this.queueCounts().has(key)) return [];
+    const owner = this.committer !== undefined;
+    if (owner && this.knownEmpty(accountId)) return [];
     const rows = (this.stmt.fetch!.all(accountId, deviceId, afterSeq, limit) as QueueRow[]).map(toQueueEntry);
-    // A read from the start that got everything is the exact count (corrects one left high by a purge).
-    if (key !== undefined && afterSeq === 0 && rows.length < limit) this.countSet(key, rows.length);
+    // This device's queue read from the start, and nothing was left: if the account's count says
+    // more than that, one count of its rows corrects a count a purge by another process left high.
+    if (owner && afterSeq === 0 && rows.length < limit && (this.counts?.get(accountId) ?? 0) > rows.length) {
+      this.counts?.set(accountId, (this.stmt.accountDepth!.get(accountId) as { n: number }).n);
+    }
     return rows;
   }
 
   depth(accountId: AccountId, deviceId: DeviceId): number {
-    if (this.committer !== undefined && !this.queueCounts().has(queueKey(accountId, deviceId))) return 0;
+    if (this.committer !== undefined && this.knownEmpty(accountId)) return 0;
     return (this.stmt.depth!.get(accountId, deviceId) as { n: number }).n;
   }
 
-  /** The owner's per-queue counts (see `counts`), built from the file when missing. */
-  private queueCounts(): Map<string, number> {
-    if (this.counts === undefined) {
-      const counts = new Map<string, number>();
-      for (const r of this.stmt.countByDevice!.all() as { account_id: string; device_id: number; n: number }[]) {
-        counts.set(queueKey(r.account_id, r.device_id), r.n);
+  /** The owner's counts say none of `accountId`'s queues holds an entry (see `counts`). */
+  private knownEmpty(accountId: AccountId): boolean {
+    let counts = this.counts;
+    if (counts === undefined || counts.size > this.countsLimit) {
+      counts = new Map();
+      for (const r of this.stmt.countByAccount!.all() as { account_id: string; n: number }[]) {
+        counts.set(r.account_id, r.n);
       }
       this.counts = counts;
+      // (if most accounts really have entries waiting, sweep only after the map has doubled)
+      this.countsLimit = Math.max(MAX_COUNTED, 2 * counts.size);
     }
-    return this.counts;
-  }
-
-  private countChange(key: string, delta: number): void {
-    this.countSet(key, (this.counts!.get(key) ?? 0) + delta);
-  }
-
-  private countSet(key: string, n: number): void {
-    if (n > 0) this.counts!.set(key, n);
-    else this.counts!.delete(key);
+    return (counts.get(accountId) ?? 0) <= 0;
   }
 
   total(): number {
