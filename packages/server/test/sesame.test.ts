@@ -4,6 +4,14 @@ import { describe, it } from "node:test";
 import fc from "fast-check";
 import { addressesExactly, deviceMismatches } from "../src/gateway/sesame.ts";
 
+const sets = (peerName: string, peerDevices: number[], myName: string, ownDevices: number[], myDevice: number) => ({
+  peerName,
+  peerDevices,
+  myName,
+  ownDevices,
+  myDevice,
+});
+
 /** The full comparison accepts: no device twice, none missing, none extra. */
 function reference(
   enc: { to: { user: string; device: number } }[],
@@ -11,7 +19,7 @@ function reference(
   ownDevices: number[],
   myDevice: number,
 ): boolean {
-  const result = deviceMismatches(enc, "peer", peerDevices, "me", ownDevices, myDevice);
+  const result = deviceMismatches(enc, sets("peer", peerDevices, "me", ownDevices, myDevice));
   return result !== "duplicate" && result.length === 0;
 }
 
@@ -35,7 +43,10 @@ describe("Sesame device check, fast path", () => {
             ...own.filter((d) => d !== myDevice).map((device) => ({ user: "me", device })),
           ];
           const enc = [...exact.filter((_, i) => !drop.includes(i)), ...add].map((to) => ({ to }));
-          assert.equal(addressesExactly(enc, "peer", peer, "me", own, myDevice), reference(enc, peer, own, myDevice));
+          assert.equal(
+            addressesExactly(enc, sets("peer", peer, "me", own, myDevice)),
+            reference(enc, peer, own, myDevice),
+          );
         },
       ),
       { numRuns: 5000 },
@@ -44,21 +55,22 @@ describe("Sesame device check, fast path", () => {
 
   it("names what is missing and extra per user, and a device named twice", () => {
     const to = (user: string, device: number) => ({ to: { user, device } });
-    assert.deepEqual(deviceMismatches([to("peer", 1), to("peer", 3), to("me", 2)], "peer", [1, 2], "me", [1, 2], 1), [
-      { user: "peer", missing: [2], extra: [3], stale: [] },
-    ]);
-    assert.deepEqual(deviceMismatches([to("peer", 1)], "peer", [1], "me", [1, 2], 1), [
+    assert.deepEqual(
+      deviceMismatches([to("peer", 1), to("peer", 3), to("me", 2)], sets("peer", [1, 2], "me", [1, 2], 1)),
+      [{ user: "peer", missing: [2], extra: [3], stale: [] }],
+    );
+    assert.deepEqual(deviceMismatches([to("peer", 1)], sets("peer", [1], "me", [1, 2], 1)), [
       { user: "me", missing: [2], extra: [], stale: [] },
     ]);
-    assert.equal(deviceMismatches([to("peer", 1), to("peer", 1)], "peer", [1], "me", [1], 1), "duplicate");
+    assert.equal(deviceMismatches([to("peer", 1), to("peer", 1)], sets("peer", [1], "me", [1], 1)), "duplicate");
     // to oneself: every other own device, not the sending one
-    assert.deepEqual(deviceMismatches([to("me", 2)], "me", [1, 2], "me", [1, 2], 1), []);
+    assert.deepEqual(deviceMismatches([to("me", 2)], sets("me", [1, 2], "me", [1, 2], 1)), []);
   });
 
   it("leaves messages to oneself and very large device sets to the full check", () => {
     const many = Array.from({ length: 32 }, (_, i) => i + 1);
     const enc = many.map((device) => ({ to: { user: "peer", device } }));
-    assert.equal(addressesExactly(enc, "peer", many, "me", [1], 1), false);
-    assert.equal(addressesExactly([{ to: { user: "me", device: 2 } }], "me", [1, 2], "me", [1, 2], 1), false);
+    assert.equal(addressesExactly(enc, sets("peer", many, "me", [1], 1)), false);
+    assert.equal(addressesExactly([{ to: { user: "me", device: 2 } }], sets("me", [1, 2], "me", [1, 2], 1)), false);
   });
 });

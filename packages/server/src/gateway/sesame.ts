@@ -4,6 +4,16 @@ import type { DeviceMismatch } from "@parley/wire";
 
 type Addressed = readonly { to: { user: string; device: number } }[];
 
+/** Whom a message must reach: every device of the peer, and the sender's own other devices. */
+export interface ExpectedDevices {
+  peerName: string;
+  peerDevices: readonly number[];
+  myName: string;
+  /** All of the sender's devices, the sending one included. */
+  ownDevices: readonly number[];
+  myDevice: number;
+}
+
 /**
  * The common case of the Sesame check without building sets: `enc` names every device of the peer
  * and every other device of the sender exactly once, and nothing else (at most 31 devices each;
@@ -11,11 +21,7 @@ type Addressed = readonly { to: { user: string; device: number } }[];
  */
 export function addressesExactly(
   enc: Addressed,
-  peerName: string,
-  peerDevices: readonly number[],
-  myName: string,
-  ownDevices: readonly number[],
-  myDevice: number,
+  { peerName, peerDevices, myName, ownDevices, myDevice }: ExpectedDevices,
 ): boolean {
   if (peerName === myName || peerDevices.length > 31 || ownDevices.length > 31) return false;
   if (enc.length !== peerDevices.length + ownDevices.length - (ownDevices.includes(myDevice) ? 1 : 0)) return false;
@@ -43,11 +49,7 @@ export function addressesExactly(
  */
 export function deviceMismatches(
   enc: Addressed,
-  peerName: string,
-  peerDevices: readonly number[],
-  myName: string,
-  ownDevices: readonly number[],
-  myDevice: number,
+  { peerName, peerDevices, myName, ownDevices, myDevice }: ExpectedDevices,
 ): DeviceMismatch[] | "duplicate" {
   const expected = new Map<string, Set<number>>();
   expected.set(peerName, new Set(peerDevices));

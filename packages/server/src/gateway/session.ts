@@ -311,8 +311,9 @@ export class ClientSession {
     // Sesame: the sender must address exactly every device of the peer and its own other devices.
     const peerDevices = await this.gateway.deviceIds(peer.id);
     const ownDevices = await this.gateway.deviceIds(me.id);
-    if (!addressesExactly(m.enc, peer.name, peerDevices, me.name, ownDevices, myDevice)) {
-      const mismatches = deviceMismatches(m.enc, peer.name, peerDevices, me.name, ownDevices, myDevice);
+    const expected = { peerName: peer.name, peerDevices, myName: me.name, ownDevices, myDevice };
+    if (!addressesExactly(m.enc, expected)) {
+      const mismatches = deviceMismatches(m.enc, expected);
       if (mismatches === "duplicate") return { error: this.errorAck(m, "bad-request", "a device is addressed twice") };
       if (mismatches.length > 0) {
         return { error: this.errorAck(m, "device-mismatch", "the device set is stale", mismatches) };
