@@ -1,12 +1,14 @@
-// The queue shard owner answers fetch/depth of an empty queue from its in-memory counts (per account). Those
-// counts may run high (then a read corrects them) but must never run low: a queue counted empty
-// while it holds entries would never be delivered.
+// What a queue shard's owner keeps in memory to spare SQL work, and must never get wrong:
+// - counts of entries per account, which answer fetch/depth of an empty queue; they may run high
+//   (then a read corrects them) but never low: a queue counted empty while it holds entries would
+//   never be delivered;
+// - the receipt routing of the entries inserted last, which an ack returns without RETURNING.
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
-import { QueueShard } from "../src/storage/sqlite/queue-shard.ts";
+import { QueueShard, RECENT_ENTRIES } from "../src/storage/sqlite/queue-shard.ts";
 import type { EnqueueItem } from "../src/storage/types.ts";
 
 let dir: string;
@@ -97,5 +99,41 @@ describe("queue shard counts", () => {
     } finally {
       await reader.close();
     }
+  });
+});
+
+describe("queue shard recent receipt routing", () => {
+  it("acks return the sender for entries inserted last and for older ones alike", async () => {
+    const routed = (n: number): EnqueueItem => ({
+      ...item("a", `m${n}`),
+      senderAccountId: "s",
+      senderDeviceId: n % 3,
+      messageId: `id${n}`,
+    });
+    // More entries than the ring holds: the first ones are acked through DELETE … RETURNING.
+    const n = RECENT_ENTRIES + 100;
+    const seqs = await owner.enqueue(
+      Array.from({ length: n }, (_, i) => routed(i)),
+      1,
+      () => {},
+    );
+    const pick = [0, 99, 100, n - 1];
+    const acked = await owner.ack(
+      "a",
+      1,
+      pick.map((i) => seqs[i]!),
+    );
+    assert.deepEqual(
+      acked,
+      pick.map((i) => ({
+        seq: seqs[i],
+        senderAccountId: "s",
+        senderDeviceId: i % 3,
+        messageId: `id${i}`,
+        shared: false,
+      })),
+    );
+    assert.deepEqual(await owner.ack("a", 1, [seqs[n - 1]!, seqs[0]!]), [], "acked once only");
+    assert.equal(owner.depth("a", 1), n - pick.length);
   });
 });
