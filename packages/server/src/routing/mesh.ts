@@ -127,8 +127,14 @@ export class WorkerMesh implements ShardLink {
   private readonly out = new Map<number, OutLink>();
   private readonly inbound = new Set<Socket>();
   private routeHandler: (event: RouteEvent) => void = () => {};
-  private callHandler: (op: ShardOp) => Promise<unknown> = () =>
-    Promise.reject(new StorageError("INTERNAL", "no shard handler"));
+  /**
+   * Until this worker's storage serves its shard, calls wait for it (in order). A peer that is up
+   * sooner forwards enqueues and acks as soon as its first clients log in, as after a restart of
+   * the whole server; rejecting them made those clients' connections fail with an internal error.
+   */
+  private callHandler: (op: ShardOp) => Promise<unknown> = (op) =>
+    new Promise((resolve) => this.callsBeforeServe.push(() => resolve(this.callHandler(op))));
+  private callsBeforeServe: (() => void)[] = [];
   private nextCall = 1;
   private readonly calls = new Map<number, { peer: number; resolve(v: unknown): void; reject(e: unknown): void }>();
 
@@ -255,6 +261,9 @@ export class WorkerMesh implements ShardLink {
 
   serve(handler: (op: ShardOp) => Promise<unknown>): void {
     this.callHandler = handler;
+    const waiting = this.callsBeforeServe;
+    this.callsBeforeServe = [];
+    for (const run of waiting) run();
   }
 
   async close(): Promise<void> {
