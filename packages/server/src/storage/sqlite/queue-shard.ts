@@ -34,6 +34,9 @@ export const COUNTER_BLOCK = 4096;
  */
 export const RECENT_ENTRIES = 65_536;
 
+/** A seq's slot in the recent ring: its counter (consecutive per insert) modulo the ring's size. */
+const recentSlot = (seq: QueueSeq) => Math.floor(seq / SHARD_STRIDE) & (RECENT_ENTRIES - 1);
+
 /** Accounts the owner's counts may hold (most of them zeros) before they are rebuilt without the zeros. */
 const MAX_COUNTED = 200_000;
 
@@ -99,7 +102,7 @@ export class QueueShard {
    * (measured ~3.5 vs ~7 µs per row). A ring indexed by the seq's counter (consecutive per
    * insert), so the oldest entry is overwritten at no cost (a Map evicting its first key cost
    * ~25 µs per insert once full: V8 skips the deleted slots from the start on every lookup).
-   * `recentSeqs` says which seq a slot holds. Safe when stale (the row was purged, dropped or its
+   * `seqs` says which seq a slot holds. Safe when stale (the row was purged, dropped or its
    * insert rolled back): seqs are never reused, and the DELETE still checks the account and
    * device, so an entry counts as acked only if its row was deleted by this ack.
    */
@@ -288,7 +291,7 @@ export class QueueShard {
     if (counts !== undefined) counts.set(r.accountId, (counts.get(r.accountId) ?? 0) + 1);
     // Allocated on first insert: the primary's purge and rebalancing handles never need it.
     this.recent ??= { seqs: new Float64Array(RECENT_ENTRIES), entries: new Array(RECENT_ENTRIES) };
-    const slot = this.counter & (RECENT_ENTRIES - 1);
+    const slot = recentSlot(seq);
     this.recent.seqs[slot] = seq;
     this.recent.entries[slot] = {
       seq,
@@ -315,7 +318,7 @@ export class QueueShard {
       () => {
         const acked: AckedEntry[] = [];
         for (const seq of seqs) {
-          const slot = Math.floor(seq / SHARD_STRIDE) & (RECENT_ENTRIES - 1);
+          const slot = recentSlot(seq);
           const known = this.recent?.seqs[slot] === seq ? this.recent.entries[slot] : undefined;
           if (known !== undefined) {
             // (an ack naming another device's seq deletes nothing and leaves the entry known)
