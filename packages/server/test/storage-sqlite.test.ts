@@ -7,6 +7,7 @@ import Database from "better-sqlite3";
 import { ManualClock } from "../src/clock.ts";
 import { newTestDevice, runStorageConformance, type StorageHarness } from "../src/storage/conformance.ts";
 import { DATABASE_FILE_NAME, SqliteStorage, StorageError } from "../src/storage/index.ts";
+import { GroupCommitter } from "../src/storage/sqlite/group-commit.ts";
 import { SCHEMA_VERSION } from "../src/storage/sqlite/schema.ts";
 import type { ServerStorage } from "../src/storage/types.ts";
 
@@ -76,6 +77,57 @@ describe("SqliteStorage specifics", () => {
       assert.equal(storage.commitStats.batches, before.batches + 3);
     } finally {
       await storage.close();
+    }
+  });
+
+  it("runs a write's commit callback at the commit, before the fsync its promise waits for", async () => {
+    const file = join(dir, "commit.db");
+    const db = new Database(file);
+    db.pragma("journal_mode = WAL");
+    db.exec("CREATE TABLE t (v INTEGER NOT NULL)");
+    const committer = new GroupCommitter(db, (e) => e, `${file}-wal`);
+    try {
+      const order: string[] = [];
+      const insert = db.prepare("INSERT INTO t (v) VALUES (?)");
+      const ok = committer.write(
+        () => insert.run(1).changes,
+        true,
+        true,
+        (changes) => order.push(`committed ${changes}`),
+      );
+      const failing = committer.write(
+        () => {
+          throw new StorageError("NOT_FOUND", "no such device");
+        },
+        true,
+        true,
+        () => order.push("callback of a failed write"),
+      );
+      const throwing = committer.write(
+        () => insert.run(2).changes,
+        false,
+        true,
+        () => {
+          throw new Error("a buggy callback");
+        },
+      );
+      void ok.then(() => order.push("durable"));
+      const failed = assert.rejects(failing, StorageError);
+      // a throwing callback fails its own write, whose row stays committed
+      const callbackFailed = assert.rejects(throwing, /a buggy callback/);
+      committer.flush(); // commits synchronously; the fsync runs on the thread pool
+      assert.deepEqual(order, ["committed 1"]);
+      // another connection sees the committed row before the fsync finished
+      const reader = new Database(file, { readonly: true });
+      assert.equal((reader.prepare("SELECT COUNT(*) AS n FROM t").get() as { n: number }).n, 2);
+      reader.close();
+      assert.equal(await ok, 1);
+      assert.deepEqual(order, ["committed 1", "durable"]);
+      await failed;
+      await callbackFailed;
+    } finally {
+      await committer.close();
+      db.close();
     }
   });
 

@@ -319,17 +319,30 @@ export class Gateway {
   // ------------------------------------------------------------ store + wake
 
   /**
-   * Commits envelopes to device queues (durable on return), then delivers: a recipient connected to
-   * this worker gets the entry pushed straight from memory (`stanzas[i]` is item i's stanza);
-   * any other device's worker is woken through the router and reads its queue.
+   * Commits envelopes to device queues (durable on return) and delivers them as soon as they are
+   * committed, while the disk syncs (OnCommitted): a recipient connected to this worker gets the
+   * entry pushed straight from memory (`stanzas[i]` is item i's stanza); any other device's worker
+   * is woken through the router and pushes it or reads its queue.
    */
   async enqueueAndWake(items: EnqueueItem[], names: Map<AccountId, string>, stanzas?: Stanza[]): Promise<number[]> {
-    const seqs = await this.storage.enqueue(items);
+    const seqs = await this.storage.enqueue(items, (committed) =>
+      this.deliverCommitted(items, committed, names, stanzas),
+    );
     this.metrics.envelopesQueued.inc(items.length);
+    return seqs;
+  }
+
+  private deliverCommitted(
+    items: EnqueueItem[],
+    seqs: readonly (number | undefined)[],
+    names: Map<AccountId, string>,
+    stanzas: Stanza[] | undefined,
+  ): void {
     const createdAt = this.clock.now();
     const woken = new Set<string>();
     items.forEach((it, i) => {
-      if (!this.ownsQueue(it.accountId)) return; // its shard's owner delivers it (onRemoteCommit)
+      // Stored by another shard's owner, which delivers it (onRemoteCommit).
+      if (seqs[i] === undefined || !this.ownsQueue(it.accountId)) return;
       const user = names.get(it.accountId);
       if (user === undefined) return;
       const k = deviceKey(user, it.deviceId);
@@ -355,7 +368,6 @@ export class Gateway {
         this.router.publish({ type: "wake", user, device: it.deviceId });
       }
     });
-    return seqs;
   }
 
   /**
@@ -368,20 +380,24 @@ export class Gateway {
     names: Map<AccountId, string>,
     stanza: Stanza,
   ): Promise<number[]> {
-    const seqs = await this.storage.enqueueShared(payload, recipients);
-    this.metrics.envelopesQueued.inc(recipients.length);
-    const createdAt = this.clock.now();
-    const remote: { user: string; device: number; seq: number }[] = [];
-    recipients.forEach((r, i) => {
-      if (!this.ownsQueue(r.accountId)) return; // its shard's owner delivers it (onRemoteCommit)
-      const user = names.get(r.accountId);
-      if (user === undefined) return;
-      const local = this.byDevice.get(deviceKey(user, r.deviceId));
-      if (local) local.deliver(seqs[i]!, stanza, createdAt);
-      else remote.push({ user, device: r.deviceId, seq: seqs[i]! });
+    const seqs = await this.storage.enqueueShared(payload, recipients, (committed) => {
+      const createdAt = this.clock.now();
+      const remote: { user: string; device: number; seq: number }[] = [];
+      recipients.forEach((r, i) => {
+        const seq = committed[i];
+        // Stored by another shard's owner, which delivers it (onRemoteCommit).
+        if (seq === undefined || !this.ownsQueue(r.accountId)) return;
+        const user = names.get(r.accountId);
+        if (user === undefined) return;
+        const local = this.byDevice.get(deviceKey(user, r.deviceId));
+        if (local) local.deliver(seq, stanza, createdAt);
+        else remote.push({ user, device: r.deviceId, seq });
+      });
+      // One event for all the devices this worker does not hold, carrying the payload once.
+      if (remote.length > 0)
+        this.router.publish({ type: "wake-shared", targets: remote, createdAt, envelope: payload });
     });
-    // One event for all the devices this worker does not hold, carrying the payload once.
-    if (remote.length > 0) this.router.publish({ type: "wake-shared", targets: remote, createdAt, envelope: payload });
+    this.metrics.envelopesQueued.inc(recipients.length);
     return seqs;
   }
 

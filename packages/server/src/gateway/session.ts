@@ -367,8 +367,8 @@ export class ClientSession {
    */
   deliver(seq: number, stanza: Stanza, createdAt: number): void {
     if (this.closed || this.passive || this.account === undefined) return;
-    // A fetch already saw this entry (pushed it, or it is in flight, or it was pushed and acked):
-    // durable commits resolve after the WAL fsync, so a fetch can overtake this call.
+    // A fetch already saw this entry (pushed it, or it is in flight, or it was pushed and acked): a
+    // wake from another worker can reach this device after a fetch that read the committed row.
     if (seq <= this.fetchWatermark || this.inflight.has(seq)) return;
     if (!this.caughtUp()) {
       this.wake();

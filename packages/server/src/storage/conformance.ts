@@ -3,7 +3,15 @@ import { randomBytes } from "node:crypto";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import type { ManualClock } from "../clock.ts";
 import { StorageError, type StorageErrorCode } from "./errors.ts";
-import type { AccountId, GroupUpdate, KemPreKey, NewDevice, OneTimePreKey, ServerStorage } from "./types.ts";
+import type {
+  AccountId,
+  GroupUpdate,
+  KemPreKey,
+  NewDevice,
+  OneTimePreKey,
+  QueueEntry,
+  ServerStorage,
+} from "./types.ts";
 
 /**
  * The behaviour every ServerStorage implementation must show. An implementation's test file calls
@@ -602,6 +610,55 @@ export function runStorageConformance(name: string, make: () => Promise<StorageH
           fetched.map((e) => text(e.envelope)),
           Array.from({ length: 200 }, (_, i) => `c${i}`),
         );
+      });
+
+      it("tells the caller about committed entries before the enqueue resolves, and not about failed ones", async () => {
+        const ids = [await newAccount(), await newAccount(), await newAccount()];
+        const items = ids.map((accountId, i) => ({ accountId, deviceId: 1, envelope: envelope(`early${i}`) }));
+        const calls: (number | undefined)[][] = [];
+        const visible: Promise<QueueEntry[]>[] = [];
+        let resolved = false;
+        const enqueued = store
+          .enqueue(items, (seqs) => {
+            assert.equal(resolved, false, "onCommitted runs before the promise resolves");
+            calls.push([...seqs]);
+            // committed: already readable (the read runs now, synchronously)
+            seqs.forEach((seq, i) => {
+              if (seq !== undefined) visible.push(store.fetch(ids[i]!, 1, 0, 10));
+            });
+          })
+          .then((seqs) => {
+            resolved = true;
+            return seqs;
+          });
+        const seqs = await enqueued;
+        // One call naming, with their final seqs, the entries this handle stores: all of them, or
+        // with queue shards those of its own shard (none: no call).
+        const storedHere = (seqList: readonly number[]) =>
+          seqList.map((seq, i) =>
+            store.queueOwner === undefined || store.queueOwner(ids[i]!) === store.shardIndex ? seq : undefined,
+          );
+        const expected = storedHere(seqs);
+        assert.deepEqual(calls, expected.some((seq) => seq !== undefined) ? [expected] : []);
+        for (const [k, read] of (await Promise.all(visible)).entries()) assert.equal(read.length, 1, `read ${k}`);
+        // a call that fails as a whole reports nothing
+        let failedCalls = 0;
+        await rejectsWith(
+          store.enqueue(
+            [
+              { accountId: ids[0]!, deviceId: 1, envelope: envelope("lost") },
+              { accountId: ids[0]!, deviceId: 9, envelope: envelope("nowhere") },
+            ],
+            () => failedCalls++,
+          ),
+          "NOT_FOUND",
+        );
+        assert.equal(failedCalls, 0);
+        // shared payloads too
+        const shared: (number | undefined)[][] = [];
+        const sharedSeqs = await store.enqueueShared(envelope("group"), items, (s) => shared.push([...s]));
+        const expectedShared = storedHere(sharedSeqs);
+        assert.deepEqual(shared, expectedShared.some((seq) => seq !== undefined) ? [expectedShared] : []);
       });
 
       it("separates queues per device", async () => {

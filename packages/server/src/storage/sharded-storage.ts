@@ -27,6 +27,7 @@ import type {
   GroupId,
   GroupUpdate,
   NewDevice,
+  OnCommitted,
   PreKeyBundle,
   PreKeyCounts,
   PreKeyUpload,
@@ -175,14 +176,23 @@ export class ShardedStorage implements ServerStorage {
     return r;
   }
 
-  /** Runs a queue op on this process's shard (for local callers and for calls from other shards). */
-  private runLocal(op: ShardOp): Promise<unknown> {
+  /**
+   * Runs a queue op on this process's shard (for local callers and for calls from other shards).
+   * `onCommit`: an enqueue's seqs once committed, before its fsync (QueueShard.enqueue).
+   */
+  private runLocal(op: ShardOp, onCommit?: (seqs: QueueSeq[]) => void): Promise<unknown> {
     const now = this.clock.now();
     switch (op.op) {
       case "enqueue":
-        return this.local.enqueue(op.items, now, () => this.requireDevices(op.items));
+        return this.local.enqueue(op.items, now, () => this.requireDevices(op.items), onCommit);
       case "enqueueShared":
-        return this.local.enqueueShared(op.payload, op.recipients, now, () => this.requireDevices(op.recipients));
+        return this.local.enqueueShared(
+          op.payload,
+          op.recipients,
+          now,
+          () => this.requireDevices(op.recipients),
+          onCommit,
+        );
       case "ack":
         return this.local.ack(op.accountId, op.deviceId, op.seqs);
       case "drop":
@@ -210,17 +220,13 @@ export class ShardedStorage implements ServerStorage {
 
   private serveOp(op: ShardOp): Promise<unknown> {
     if (this.closed) return Promise.reject(new StorageError("CLOSED", "storage is closed"));
-    const result = this.runLocal(op);
     const listener = this.remoteCommitListener;
-    if (listener && (op.op === "enqueue" || op.op === "enqueueShared")) {
-      // Runs before the reply leaves (it was chained first), so a local recipient gets its push
-      // no later than the sender's worker learns the seqs.
-      result.then(
-        (seqs) => listener(op, seqs as QueueSeq[]),
-        () => {},
-      );
-    }
-    return result;
+    // The owner delivers another worker's entries as soon as they are committed: a connected
+    // recipient gets its push while the disk syncs, and the reply (the sender's tick) waits for the
+    // fsync.
+    if (listener && (op.op === "enqueue" || op.op === "enqueueShared"))
+      return this.runLocal(op, (seqs) => listener(op, seqs));
+    return this.runLocal(op);
   }
 
   private remoteCommitListener: ((commit: RemoteCommit, seqs: QueueSeq[]) => void) | undefined;
@@ -237,20 +243,24 @@ export class ShardedStorage implements ServerStorage {
     return this.index;
   }
 
-  private run(shard: number, op: ShardOp): Promise<unknown> {
-    if (shard === this.index) return this.runLocal(op);
+  private run(shard: number, op: ShardOp, onCommit?: (seqs: QueueSeq[]) => void): Promise<unknown> {
+    if (shard === this.index) return this.runLocal(op, onCommit);
     return this.link!.call(shard, op);
   }
 
-  /** Splits items by owning shard; one call per shard, results back in input order. */
+  /**
+   * Splits items by owning shard; one call per shard, results back in input order. `onCommitted`
+   * gets the part stored here (see OnCommitted).
+   */
   private async split<T extends QueueRecipient>(
     items: readonly T[],
     makeOp: (part: T[]) => ShardOp,
+    onCommitted: OnCommitted | undefined,
   ): Promise<QueueSeq[]> {
     const first = this.owner(items[0]!.accountId);
     let single = true;
     for (let i = 1; i < items.length && single; i++) single = this.owner(items[i]!.accountId) === first;
-    if (single) return (await this.run(first, makeOp(items as T[]))) as QueueSeq[];
+    if (single) return (await this.run(first, makeOp(items as T[]), onCommitted)) as QueueSeq[];
     // Several shards: check every device first, so a missing one stores nothing anywhere. (A device
     // removed between this check and a shard's commit is the one race left; its entries are
     // dropped with its queue.)
@@ -269,7 +279,16 @@ export class ShardedStorage implements ServerStorage {
     const seqs = new Array<QueueSeq>(items.length);
     await Promise.all(
       [...parts].map(async ([s, part]) => {
-        const got = (await this.run(s, makeOp(part.items))) as QueueSeq[];
+        const onCommit =
+          onCommitted &&
+          ((got: QueueSeq[]) => {
+            const local = new Array<QueueSeq | undefined>(items.length);
+            part.at.forEach((i, k) => {
+              local[i] = got[k];
+            });
+            onCommitted(local);
+          });
+        const got = (await this.run(s, makeOp(part.items), onCommit)) as QueueSeq[];
         part.at.forEach((i, k) => {
           seqs[i] = got[k]!;
         });
@@ -375,23 +394,23 @@ export class ShardedStorage implements ServerStorage {
 
   // --------------------------------------------------------------------- queues
 
-  enqueue(items: EnqueueItem[]): Promise<QueueSeq[]> {
+  enqueue(items: EnqueueItem[], onCommitted?: OnCommitted): Promise<QueueSeq[]> {
     return this.guard(() => {
       checkItems(items, "items");
       for (const item of items) {
         checkRecipient(item);
         checkEnvelope(item.envelope, this.maxEnvelopeBytes);
       }
-      return this.split(items, (part) => ({ op: "enqueue", items: part }));
+      return this.split(items, (part) => ({ op: "enqueue", items: part }), onCommitted);
     });
   }
 
-  enqueueShared(payload: Uint8Array, recipients: QueueRecipient[]): Promise<QueueSeq[]> {
+  enqueueShared(payload: Uint8Array, recipients: QueueRecipient[], onCommitted?: OnCommitted): Promise<QueueSeq[]> {
     return this.guard(() => {
       checkEnvelope(payload, this.maxEnvelopeBytes);
       checkItems(recipients, "recipients");
       recipients.forEach(checkRecipient);
-      return this.split(recipients, (part) => ({ op: "enqueueShared", payload, recipients: part }));
+      return this.split(recipients, (part) => ({ op: "enqueueShared", payload, recipients: part }), onCommitted);
     });
   }
 

@@ -15,6 +15,18 @@ export type AccountId = string;
 /** Device number inside an account: 1 is the primary device; ids are never reused within an account. */
 export type DeviceId = number;
 /**
+ * Runs once the entries of an enqueue that this process stores are committed, before they are durable
+ * (before the fsync that the enqueue's promise waits for), with their seqs; items stored by another
+ * process (another worker's queue shard) are `undefined` here: that process delivers them (see
+ * `onRemoteCommit`). It runs at most once per call, before the promise resolves, and not at all when
+ * no item is stored here. The gateway pushes the entries to connected recipients from it, so a
+ * message reaches an online device without waiting for the disk; the sender's tick waits for the
+ * promise. (A power cut before the fsync loses the entry, but the sender never got its tick and sends
+ * again; devices dedupe by message id.)
+ */
+export type OnCommitted = (seqs: readonly (QueueSeq | undefined)[]) => void;
+
+/**
  * Position of an entry in a device queue. Strictly increasing in enqueue order (also across
  * processes sharing the store) and never reused, so an ack can never hit a later entry.
  */
@@ -299,10 +311,11 @@ export interface ServerStorage {
    * Appends envelopes to device queues; resolves with their seqs (same order as `items`) only once
    * they are durable. Calls made within one event-loop turn share one transaction (group commit);
    * each call is still all-or-nothing: NOT_FOUND (and nothing stored) if any target device is absent.
+   * `onCommitted`: see OnCommitted.
    */
-  enqueue(items: EnqueueItem[]): Promise<QueueSeq[]>;
+  enqueue(items: EnqueueItem[], onCommitted?: OnCommitted): Promise<QueueSeq[]>;
   /** Like enqueue, but one payload for many recipients, stored once (group messages). */
-  enqueueShared(payload: Uint8Array, recipients: QueueRecipient[]): Promise<QueueSeq[]>;
+  enqueueShared(payload: Uint8Array, recipients: QueueRecipient[], onCommitted?: OnCommitted): Promise<QueueSeq[]>;
   /** Entries with seq > afterSeq, oldest first, at most `limit`. */
   fetch(accountId: AccountId, deviceId: DeviceId, afterSeq: QueueSeq, limit: number): Promise<QueueEntry[]>;
   /**

@@ -13,6 +13,8 @@ interface PendingWrite {
    * StorageError only before it changes anything; any other error rolls back and fails the whole batch.
    */
   isolated: boolean;
+  /** Runs with the write's result as soon as its transaction commits, before any fsync. */
+  onCommit: ((value: unknown) => void) | undefined;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
 }
@@ -102,8 +104,16 @@ export class GroupCommitter {
     this.runBatch = (writes) => batch.immediate(writes);
   }
 
-  /** Queues `work` for the current turn's transaction; resolves with its result after the commit. */
-  write<T>(work: () => T, durable = true, isolated = true): Promise<T> {
+  /**
+   * Queues `work` for the current turn's transaction; resolves with its result after the commit
+   * (for a durable write, after the fsync too). `onCommit` runs with the result right after the
+   * commit, before the fsync: the rows are visible to every connection then, and a crash of the
+   * process keeps them; only a power cut before the fsync could lose them. Store-and-forward uses it
+   * to push a message to a connected recipient while the disk syncs: the durability promise is the
+   * sender's tick, which still waits (a message lost to a power cut was never acked, so the sender
+   * sends it again, and devices dedupe). If `onCommit` throws, the promise rejects with its error.
+   */
+  write<T>(work: () => T, durable = true, isolated = true, onCommit?: (value: T) => void): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       if (timing) {
         const t0 = performance.now();
@@ -113,7 +123,14 @@ export class GroupCommitter {
           done(v);
         }) as typeof resolve;
       }
-      this.pending.push({ work, durable, isolated, resolve: resolve as (value: unknown) => void, reject });
+      this.pending.push({
+        work,
+        durable,
+        isolated,
+        onCommit: onCommit as ((value: unknown) => void) | undefined,
+        resolve: resolve as (value: unknown) => void,
+        reject,
+      });
       if (!this.scheduled) {
         this.scheduled = true;
         setImmediate(() => this.flush());
@@ -152,6 +169,17 @@ export class GroupCommitter {
       return;
     }
     if (this.onRollback && outcomes.some((o) => !(o as { ok: boolean }).ok)) this.onRollback();
+    writes.forEach((write, i) => {
+      const outcome = outcomes[i] as { ok: boolean; value?: unknown };
+      if (write.onCommit === undefined || !outcome.ok) return;
+      try {
+        write.onCommit(outcome.value);
+      } catch (error) {
+        // A failing callback fails its own write's promise (its rows stay committed), never the
+        // batch's other writes.
+        outcomes[i] = { ok: false, error };
+      }
+    });
     const settle = (which: "all" | "durable" | "non-durable", syncError?: unknown) =>
       writes.forEach((write, i) => {
         if (which === "durable" && !write.durable) return;

@@ -226,7 +226,11 @@ export class QueueShard {
   }
 
   /** Writes that take seqs: tracks which reserved bound is committed. */
-  private writeWithSeqs(work: (reserve: (n: number) => void) => QueueSeq[], durable: boolean): Promise<QueueSeq[]> {
+  private writeWithSeqs(
+    work: (reserve: (n: number) => void) => QueueSeq[],
+    durable: boolean,
+    onCommit: ((seqs: QueueSeq[]) => void) | undefined,
+  ): Promise<QueueSeq[]> {
     let bound = 0;
     return this.writer
       .write(
@@ -236,6 +240,7 @@ export class QueueShard {
           }),
         durable,
         false,
+        onCommit,
       )
       .then(
         (seqs) => {
@@ -262,15 +267,25 @@ export class QueueShard {
 
   /**
    * Appends entries; `check` runs inside the transaction, right before the rows go in (the device
-   * existence check against the accounts database).
+   * existence check against the accounts database). `onCommit` gets the seqs once the rows are
+   * committed, before the fsync that the returned promise waits for (GroupCommitter.write).
    */
-  enqueue(items: readonly EnqueueItem[], now: number, check: () => void): Promise<QueueSeq[]> {
+  enqueue(
+    items: readonly EnqueueItem[],
+    now: number,
+    check: () => void,
+    onCommit?: (seqs: QueueSeq[]) => void,
+  ): Promise<QueueSeq[]> {
     const durable = items.some((item) => item.durable !== false);
-    return this.writeWithSeqs((reserve) => {
-      check();
-      reserve(items.length);
-      return items.map((item) => this.insertEntry(item, item.envelope, null, now));
-    }, durable);
+    return this.writeWithSeqs(
+      (reserve) => {
+        check();
+        reserve(items.length);
+        return items.map((item) => this.insertEntry(item, item.envelope, null, now));
+      },
+      durable,
+      onCommit,
+    );
   }
 
   /** One queue row with the next seq: its own envelope, or a reference to a shared payload. */
@@ -303,13 +318,23 @@ export class QueueShard {
     return seq;
   }
 
-  enqueueShared(payload: Uint8Array, recipients: readonly QueueRecipient[], now: number, check: () => void) {
-    return this.writeWithSeqs((reserve) => {
-      check();
-      reserve(recipients.length);
-      const payloadId = (this.stmt.insertPayload!.get(payload, recipients.length) as { id: number }).id;
-      return recipients.map((r) => this.insertEntry(r, null, payloadId, now));
-    }, true);
+  enqueueShared(
+    payload: Uint8Array,
+    recipients: readonly QueueRecipient[],
+    now: number,
+    check: () => void,
+    onCommit?: (seqs: QueueSeq[]) => void,
+  ) {
+    return this.writeWithSeqs(
+      (reserve) => {
+        check();
+        reserve(recipients.length);
+        const payloadId = (this.stmt.insertPayload!.get(payload, recipients.length) as { id: number }).id;
+        return recipients.map((r) => this.insertEntry(r, null, payloadId, now));
+      },
+      true,
+      onCommit,
+    );
   }
 
   /** Not fsynced on its own: a lost ack only redelivers an entry, which devices dedupe. */

@@ -17,6 +17,7 @@ import type {
   GroupId,
   GroupUpdate,
   NewDevice,
+  OnCommitted,
   PreKeyBundle,
   PreKeyCounts,
   PreKeyUpload,
@@ -226,9 +227,9 @@ export class SqliteStorage implements ServerStorage {
   }
 
   /** A group-committed write; argument checks run before it is queued. */
-  private write<T>(work: () => T, durable = true): Promise<T> {
+  private write<T>(work: () => T, durable = true, onCommit?: (value: T) => void): Promise<T> {
     this.ensureOpen();
-    return this.committer.write(work, durable);
+    return this.committer.write(work, durable, true, onCommit);
   }
 
   private read<T>(work: () => T): Promise<T> {
@@ -703,7 +704,7 @@ export class SqliteStorage implements ServerStorage {
 
   // --------------------------------------------------------------------- queues
 
-  enqueue(items: EnqueueItem[]): Promise<QueueSeq[]> {
+  enqueue(items: EnqueueItem[], onCommitted?: OnCommitted): Promise<QueueSeq[]> {
     return this.guard(() => {
       checkItems(items, "items");
       for (const item of items) {
@@ -730,34 +731,39 @@ export class SqliteStorage implements ServerStorage {
           );
         },
         items.some((item) => item.durable !== false),
+        onCommitted,
       );
     });
   }
 
-  enqueueShared(payload: Uint8Array, recipients: QueueRecipient[]): Promise<QueueSeq[]> {
+  enqueueShared(payload: Uint8Array, recipients: QueueRecipient[], onCommitted?: OnCommitted): Promise<QueueSeq[]> {
     return this.guard(() => {
       checkEnvelope(payload, this.maxEnvelopeBytes);
       checkItems(recipients, "recipients");
       recipients.forEach(checkRecipient);
-      return this.write(() => {
-        const now = this.clock.now();
-        const payloadId = (this.sql.insertPayload.get(payload, recipients.length) as { id: number }).id;
-        return recipients.map(
-          (r) =>
-            (
-              this.sql.insertQueueEntry.get(
-                r.accountId,
-                r.deviceId,
-                null,
-                payloadId,
-                r.senderAccountId ?? null,
-                r.senderDeviceId ?? null,
-                r.messageId ?? null,
-                now,
-              ) as { seq: number }
-            ).seq,
-        );
-      });
+      return this.write(
+        () => {
+          const now = this.clock.now();
+          const payloadId = (this.sql.insertPayload.get(payload, recipients.length) as { id: number }).id;
+          return recipients.map(
+            (r) =>
+              (
+                this.sql.insertQueueEntry.get(
+                  r.accountId,
+                  r.deviceId,
+                  null,
+                  payloadId,
+                  r.senderAccountId ?? null,
+                  r.senderDeviceId ?? null,
+                  r.messageId ?? null,
+                  now,
+                ) as { seq: number }
+              ).seq,
+          );
+        },
+        true,
+        onCommitted,
+      );
     });
   }
 
