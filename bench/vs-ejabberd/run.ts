@@ -733,7 +733,7 @@ function report() {
     "Density memory = (RSS of all server processes after the logins and a " +
       `${holdMs / 1000} s idle hold − RSS before) ÷ connections held. ejabberd is one OS process, so the 20,000 ` +
       "open-file limit caps it below 20,000 connections; Parley runs several workers, for density with " +
-      `--worker-semi-space-mb ${densitySemiSpace} (a small young generation: less idle memory, ~10% less peak throughput; ` +
+      `--worker-semi-space-mb ${densitySemiSpace} (a small young generation: less idle memory, ~10% less peak throughput), ` +
       `messaging and offline with --worker-semi-space-mb ${messagingSemiSpace} (fewer scavenges under load).`,
     "Offline store: Parley = server acks (durable) per second; ejabberd = messages handled per second, from XEP-0198 " +
       "<a h/> answers (ejabberd stores in Mnesia before handling the next stanza).",
