@@ -499,6 +499,18 @@ export class Gateway {
   /** Device ids by account, dropped on every "devices" event. */
   private readonly deviceIdCache = new Map<AccountId, number[]>();
 
+  /**
+   * The cached answers of accountByName and deviceIds, without a promise: the send path asks both
+   * for every message, and almost always hits (an await per lookup was a promise and a microtask).
+   */
+  cachedAccountByName(name: string): { id: AccountId; name: string } | undefined {
+    return this.accountCache.get(name);
+  }
+
+  cachedDeviceIds(accountId: AccountId): number[] | undefined {
+    return this.deviceIdCache.get(accountId);
+  }
+
   async accountByName(name: string): Promise<{ id: AccountId; name: string } | null> {
     const hit = this.accountCache.get(name);
     if (hit) return hit;

@@ -255,7 +255,7 @@ export class ClientSession {
           const { payload, recipients, stanza } = prepared.shared;
           parts.push(this.gateway.enqueueSharedAndWake(payload, recipients, prepared.names, stanza));
         }
-        commit = Promise.all(parts);
+        commit = parts.length === 1 ? parts[0]! : Promise.all(parts);
       } catch (err) {
         this.pendingSends--;
         this.fail(err);
@@ -305,12 +305,13 @@ export class ClientSession {
       return r;
     }
     if (m.to === undefined) return { error: this.errorAck(m, "bad-request", "a message needs to or group") };
-    const peer = m.to === me.name ? me : await this.gateway.accountByName(m.to);
+    const gw = this.gateway;
+    const peer = m.to === me.name ? me : (gw.cachedAccountByName(m.to) ?? (await gw.accountByName(m.to)));
     if (!peer) return { error: this.errorAck(m, "not-found", `no account named ${m.to}`) };
 
     // Sesame: the sender must address exactly every device of the peer and its own other devices.
-    const peerDevices = await this.gateway.deviceIds(peer.id);
-    const ownDevices = await this.gateway.deviceIds(me.id);
+    const peerDevices = gw.cachedDeviceIds(peer.id) ?? (await gw.deviceIds(peer.id));
+    const ownDevices = gw.cachedDeviceIds(me.id) ?? (await gw.deviceIds(me.id));
     const expected = { peerName: peer.name, peerDevices, myName: me.name, ownDevices, myDevice };
     if (!addressesExactly(m.enc, expected)) {
       const mismatches = deviceMismatches(m.enc, expected);
@@ -328,26 +329,26 @@ export class ClientSession {
       [me.id, me.name],
     ]);
     const stanzas: Stanza[] = [];
+    // (object literals without spreads: one shape each, and no temporary objects per device)
+    const from = { user: me.name, device: myDevice };
     const items: EnqueueItem[] = m.enc.map((e) => {
       const ownCopy = e.to.user === me.name && peer.id !== me.id;
-      const delivery: DeliveryStanza = {
-        kind: "delivery",
-        id: m.id,
-        from: { user: me.name, device: myDevice },
-        ...(ownCopy ? { to: peer.name } : {}),
-        timestamp: now,
-        seq: 0,
-        type: e.type,
-        body: e.body,
-      };
+      const delivery: DeliveryStanza = ownCopy
+        ? { kind: "delivery", id: m.id, from, to: peer.name, timestamp: now, seq: 0, type: e.type, body: e.body }
+        : { kind: "delivery", id: m.id, from, timestamp: now, seq: 0, type: e.type, body: e.body };
       stanzas.push(delivery);
-      return {
-        accountId: ownCopy ? me.id : peer.id,
-        deviceId: e.to.device,
-        envelope: encodeStanza(delivery),
-        // Only recipient copies produce a delivered receipt; copies to our own devices do not.
-        ...(ownCopy ? {} : { senderAccountId: me.id, senderDeviceId: myDevice, messageId }),
-      };
+      const envelope = encodeStanza(delivery);
+      // Only recipient copies produce a delivered receipt; copies to our own devices do not.
+      return ownCopy
+        ? { accountId: me.id, deviceId: e.to.device, envelope }
+        : {
+            accountId: peer.id,
+            deviceId: e.to.device,
+            envelope,
+            senderAccountId: me.id,
+            senderDeviceId: myDevice,
+            messageId,
+          };
     });
     return { items, names, stanzas };
   }
