@@ -203,6 +203,35 @@ describe("ShardedStorage specifics", () => {
     await store.close();
   });
 
+  it("has memory seqs from the first message on, also while a commit's fsync is pending", async () => {
+    // Push at commit: a recipient can ack, and its delivered receipt be routed from memory, before
+    // the sender's write is fsynced. Memory seqs must not wait for that fsync (they did once: the
+    // first block was reserved by the first enqueue, so early receipts were stored instead).
+    const store = new ShardedStorage({ dataDir: dir, clock, shard: { index: 0, count: 1 } });
+    try {
+      const id = (await store.createAccount("early_user", newTestDevice())).account.id;
+      const first = store.memorySeq(id);
+      assert.ok(first !== null, "a freshly opened shard has a reserved block");
+      let last = first;
+      // Through more than a block of stored entries, asking for a memory seq at every commit.
+      for (let round = 0; round < 3; round++) {
+        const atCommit: (number | null)[] = [];
+        const seqs = await store.enqueue(
+          Array.from({ length: 2_000 }, () => ({ accountId: id, deviceId: 1, envelope: new Uint8Array([round]) })),
+          () => atCommit.push(store.memorySeq(id)),
+        );
+        assert.equal(atCommit.length, 1);
+        const m = atCommit[0]!;
+        assert.ok(m !== null, `round ${round}: a memory seq before the fsync`);
+        assert.ok(seqs[0]! > last && m > Math.max(...seqs));
+        last = m;
+        await store.ack(id, 1, seqs);
+      }
+    } finally {
+      await store.close();
+    }
+  });
+
   it("tells the owner about entries it committed for another shard", async () => {
     const links = memoryLinks(2);
     const [a, b] = [0, 1].map(

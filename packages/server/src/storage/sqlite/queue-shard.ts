@@ -21,9 +21,10 @@ import { type AckRow, type QueueRow, toAcked, toQueueEntry } from "./queue-rows.
 export const SHARD_STRIDE = 128;
 
 /**
- * The counter is persisted in blocks (hi-lo): a transaction that would pass the persisted bound
- * first raises it by this much. Persisting it with every enqueue cost one more row write (and a
- * WAL page) per commit; a restart now skips at most one block of seqs, never reuses one.
+ * The counter is persisted in blocks (hi-lo): a transaction that comes within half a block of the
+ * persisted bound raises it to a block past its last seq; opening the shard reserves a block too.
+ * Persisting it with every enqueue cost one more row write (and a WAL page) per commit; a restart
+ * now skips at most a block and a half of seqs, never reuses one.
  */
 export const COUNTER_BLOCK = 4096;
 
@@ -93,7 +94,7 @@ export class QueueShard {
   private counter = 0;
   /** The counter value persisted (in a committed or in-flight transaction): seqs up to it are reserved. */
   private reserved = 0;
-  /** Part of `reserved` that is committed (seqs below it may be handed out outside a transaction). */
+  /** Part of `reserved` that is committed and fsynced (seqs below it may be handed out outside a transaction). */
   private committedReserve = 0;
   private readonly stmt: Record<string, Database.Statement>;
   /**
@@ -187,8 +188,12 @@ export class QueueShard {
       )?.value;
       const maxSeq = (this.db.prepare("SELECT MAX(seq) AS m FROM queue").get() as { m: number | null }).m ?? 0;
       this.counter = Math.max(saved ?? 0, Math.floor(maxSeq / SHARD_STRIDE) + 1);
-      this.reserved = this.counter;
-      this.committedReserve = this.counter;
+      // A first block reserved now (autocommit with synchronous=FULL: on disk before this returns),
+      // so seqs for memory pushes exist from the first message on. Otherwise they would wait for
+      // the first enqueue's fsync, which with push-at-commit comes after its receipt is routed.
+      this.reserved = this.counter + COUNTER_BLOCK;
+      this.stmt.saveCounter!.run(this.reserved);
+      this.committedReserve = this.reserved;
       this.committer = new GroupCommitter(
         this.db,
         this.mapError,
@@ -219,7 +224,9 @@ export class QueueShard {
    * the reserved one; returns the bound raised (0: none).
    */
   private reserve(n: number): number {
-    if (this.counter + n <= this.reserved) return 0;
+    // Raised half a block early: takeMemorySeq hands out seqs only below the bound whose fsync is
+    // done, and the next bound is committed and synced while the rest of this one is used.
+    if (this.counter + n <= this.reserved - COUNTER_BLOCK / 2) return 0;
     this.reserved = this.counter + n + COUNTER_BLOCK;
     this.stmt.saveCounter!.run(this.reserved);
     return this.reserved;
