@@ -326,7 +326,7 @@ export class LoadGenerator {
       this.send(run, f),
     );
     this.run = run;
-    await run.traffic(options);
+    await run.traffic(options, true);
     const report = run.report(this.stale, true);
     this.run = undefined;
     return report;

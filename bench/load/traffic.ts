@@ -210,22 +210,29 @@ export class TrafficRun<C, F extends Flow<C> = Flow<C>> {
 
   /**
    * One traffic phase: warm-up, the measurement window, then sending stops and the outstanding
-   * receipts are awaited (or a connection was lost).
+   * receipts are awaited (or a connection was lost). `awaitAcks`: the outstanding acks too; a
+   * server that pushes a message at commit and acks it after the fsync can deliver and receipt a
+   * message before its sender has the ack.
    */
-  async traffic(options: {
-    mode: "saturate" | "paced";
-    ratePerSec?: number;
-    warmupMs: number;
-    measureMs: number;
-    settleMs?: number;
-  }): Promise<void> {
+  async traffic(
+    options: {
+      mode: "saturate" | "paced";
+      ratePerSec?: number;
+      warmupMs: number;
+      measureMs: number;
+      settleMs?: number;
+    },
+    awaitAcks: boolean,
+  ): Promise<void> {
     this.windowStart = this.startedAt + options.warmupMs;
     this.windowEnd = this.windowStart + options.measureMs;
     this.start(options.mode, options.ratePerSec);
     await sleep(options.warmupMs + options.measureMs);
     this.stop();
     await this.waitFor(
-      () => this.flows.every((f) => f.open === 0) || this.connectionsLost > 0,
+      () =>
+        (this.flows.every((f) => f.open === 0) && (!awaitAcks || this.totals.acked >= this.totals.sent)) ||
+        this.connectionsLost > 0,
       options.settleMs ?? 15_000,
     );
   }

@@ -261,7 +261,7 @@ export class XmppLoadGenerator {
       this.send(run, f),
     );
     this.run = run;
-    await run.traffic(options);
+    await run.traffic(options, false);
     const report = run.report(this.stale, false);
     this.run = undefined;
     return report;
