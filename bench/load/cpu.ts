@@ -76,13 +76,29 @@ export class CpuMeter {
     return { at: performance.now(), cpu: cpuByPid(this.pids()) };
   }
 
-  /** CPU ms used since `earlier` and the same as % of one core over the wall time between the samples. */
-  since(earlier: { at: number; cpu: Map<number, number> }): { cpuMs: number; wallMs: number; percent: number } {
+  /**
+   * CPU ms used since `earlier` and the same as % of one core over the wall time between the
+   * samples; `perProcess`: each process's % of one core, busiest first (a single saturated process,
+   * e.g. one worker or one generator at ~100%, hides in a total well under the core count).
+   */
+  since(earlier: { at: number; cpu: Map<number, number> }): {
+    cpuMs: number;
+    wallMs: number;
+    percent: number;
+    perProcess: number[];
+  } {
     const now = this.sample();
-    let cpuMs = 0;
-    for (const [pid, ms] of now.cpu) cpuMs += ms - (earlier.cpu.get(pid) ?? 0); // a process started in between counts from 0
     const wallMs = now.at - earlier.at;
-    return { cpuMs, wallMs, percent: wallMs > 0 ? (cpuMs / wallMs) * 100 : 0 };
+    const pct = (ms: number) => (wallMs > 0 ? (ms / wallMs) * 100 : 0);
+    let cpuMs = 0;
+    const perProcess: number[] = [];
+    for (const [pid, ms] of now.cpu) {
+      const used = ms - (earlier.cpu.get(pid) ?? 0); // a process started in between counts from 0
+      cpuMs += used;
+      perProcess.push(pct(used));
+    }
+    perProcess.sort((a, b) => b - a);
+    return { cpuMs, wallMs, percent: pct(cpuMs), perProcess };
   }
 }
 

@@ -21,6 +21,10 @@ export function addressesOf(proc: number): string[] {
 export interface CpuPoint {
   serverPercent: number;
   generatorPercent: number;
+  /** Each server process's % of one core, busiest first (the primary and every worker). */
+  serverProcessesPercent: number[];
+  /** Each generator process's % of one core, busiest first. */
+  generatorProcessesPercent: number[];
   serverCpuMs: number;
   generatorCpuMs: number;
   wallMs: number;
@@ -44,6 +48,8 @@ export class CpuMeters {
     return {
       serverPercent: s.percent,
       generatorPercent: g.percent,
+      serverProcessesPercent: s.perProcess,
+      generatorProcessesPercent: g.perProcess,
       serverCpuMs: s.cpuMs,
       generatorCpuMs: g.cpuMs,
       wallMs: s.wallMs,

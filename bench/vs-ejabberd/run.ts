@@ -506,10 +506,19 @@ function logDensity(name: string, d: DensityResult) {
       `server max fds/process ${d.loaded.maxFds}, generator max fds ${d.generatorMaxFds}`,
   );
 }
+/** "(61+58+1)": each process's share of a core, busiest first (idle ones, under 0.5%, left out). */
+const perProcess = (percents: readonly number[]) =>
+  `(${
+    percents
+      .filter((p) => p >= 0.5)
+      .map((p) => Math.round(p))
+      .join("+") || "0"
+  })`;
 function logOnline(name: string, o: OnlineResult) {
   log(
     `${name}: ${fmtInt(o.deliveredPerSec)} msg/s, one-way p50 ${fmtMs(o.oneWay.p50)} p99 ${fmtMs(o.oneWay.p99)} ms, ` +
-      `CPU server ${fmtPct(o.cpu.serverPercent)} generator ${fmtPct(o.cpu.generatorPercent)}; ${checkOnline(o)}`,
+      `CPU server ${fmtPct(o.cpu.serverPercent)} ${perProcess(o.cpu.serverProcessesPercent)} ` +
+      `generator ${fmtPct(o.cpu.generatorPercent)} ${perProcess(o.cpu.generatorProcessesPercent)}; ${checkOnline(o)}`,
   );
 }
 function logOffline(name: string, o: OfflineResult) {
