@@ -267,7 +267,10 @@ export interface ServerStorage {
    * (delete the account instead); NOT_FOUND if absent.
    */
   removeDevice(accountId: AccountId, deviceId: DeviceId): Promise<void>;
-  /** Stamps the device's and the account's last-seen time. NOT_FOUND if the device is absent. */
+  /**
+   * Stamps the device's and the account's last-seen time. NOT_FOUND if the device is absent. Need not
+   * be fsynced: losing a last-seen time to a power cut is harmless.
+   */
   touchDevice(accountId: AccountId, deviceId: DeviceId, at: number): Promise<void>;
 
   /** Stores the signed device list. CONFLICT unless `version` is greater than the stored one. */

@@ -498,10 +498,12 @@ export class SqliteStorage implements ServerStorage {
       checkAccountId(accountId);
       checkDeviceId(deviceId);
       checkNonNegativeInteger(at, "at");
+      // Not fsynced on its own (a last-seen time lost to a power cut is harmless): a worker that
+      // stops or restarts touches every device it held, and each batch would otherwise fsync.
       return this.write(() => {
         if (this.sql.touchDevice.run(at, accountId, deviceId).changes === 0) throw notFound("device");
         this.sql.touchAccount.run(at, at, accountId);
-      });
+      }, false);
     });
   }
 
