@@ -61,7 +61,7 @@ const { values: args } = parseArgs({
     "ejabberd-connections": { type: "string" },
     "parley-connections": { type: "string" },
     "parley-density-workers": { type: "string" },
-    "parley-workers": { type: "string", default: "2" },
+    "parley-workers": { type: "string", default: "1" },
     "login-concurrency": { type: "string", default: "256" },
     "hold-ms": { type: "string" },
     pairs: { type: "string" },
@@ -74,11 +74,12 @@ const { values: args } = parseArgs({
     "offline-senders": { type: "string", default: "10" },
     "offline-window": { type: "string", default: "100" },
     "ejabberd-half-rate": { type: "string" },
+    "parley-paced-rates": { type: "string" },
     "parley-data": { type: "string" },
     "server-cpu-prof": { type: "string" },
     "parley-source": { type: "boolean", default: false },
     "parley-density-semi-space-mb": { type: "string", default: "4" },
-    "parley-semi-space-mb": { type: "string", default: "64" },
+    "parley-semi-space-mb": { type: "string", default: "16" },
     help: { type: "boolean", default: false },
   },
 });
@@ -92,20 +93,29 @@ if (args.help) {
   --ejabberd-connections N      density target for ejabberd (default 19,500: one OS process, 20,000 fds)
   --parley-connections N        density target for Parley (default 100,000)
   --parley-density-workers N    parley serve --workers for density (default: connections / 17,000, at least 2)
-  --parley-workers N            parley serve --workers for messaging and offline (default 2)
+  --parley-workers N            parley serve --workers for messaging and offline (default 1: 1,000
+                                connections fit one process, and a message between two workers
+                                crosses the worker mesh three times; paced at ejabberd's 50% rate one
+                                worker has a quarter of two workers' p99, ~12% less maximum)
   --login-concurrency N         logins in flight over all generator processes (default 256)
   --hold-ms N                   idle time before memory is read (default 5000)
   --pairs N --procs N --max-in-flight N --warmup-ms N --measure-ms N --half-measure-ms N
   --offline-messages N --offline-senders N --offline-window N
+  --parley-paced-rates R,R,...  messaging on Parley: only pace at these msg/s, one after the other
+                                (no max, no 50% point; a latency-vs-rate sweep, logged and in the JSON)
   --parley-data DIR             keep Parley's data dir and account cache there (skips re-registering)
   --server-cpu-prof DIR         write V8 CPU profiles of every Parley server process into DIR
                                 (the load generators' own: env PARLEY_BENCH_GENERATOR_CPU_PROF=DIR)
   --parley-density-semi-space-mb N
                                 parley serve --worker-semi-space-mb for density (default 4: the
                                 memory-lean setting for idle connections; 0 = V8's default)
-  --parley-semi-space-mb N      parley serve --worker-semi-space-mb for messaging and offline (default 64:
-                                at full load V8's default 16 MiB took ~17% of the workers' CPU in
-                                scavenges, 64 MiB ~10%; 0 = V8's default)
+  --parley-semi-space-mb N      parley serve --worker-semi-space-mb for messaging and offline (default 16:
+                                paced at 7,000 msg/s a scavenge pauses p50 2.3 ms, p90 5.3 ms, vs 5.9
+                                and 9.9 with 64 MiB, which at full load saves ~7% of the worker's CPU
+                                in scavenges; 0 = V8's default)
+  env PARLEY_BENCH_SERVER_NODE_FLAGS, PARLEY_BENCH_GENERATOR_NODE_FLAGS
+                                extra node flags for the server's or the generators' processes
+                                (e.g. "--trace-gc")
   --parley-source               run Parley's TypeScript sources through tsx (default: the compiled
                                 build, npm run build first, as a deployment runs it)`);
   process.exit(0);
@@ -134,9 +144,9 @@ const workloads = new Set(
 const ejabberdConnections = num("ejabberd-connections", quick ? 2000 : 19_500);
 const parleyConnections = num("parley-connections", quick ? 3000 : 100_000);
 const parleyDensityWorkers = num("parley-density-workers", Math.max(2, Math.ceil(parleyConnections / 17_000)));
-const parleyWorkers = num("parley-workers", 2);
+const parleyWorkers = num("parley-workers", 1);
 const densitySemiSpace = num("parley-density-semi-space-mb", 4);
-const messagingSemiSpace = num("parley-semi-space-mb", 64);
+const messagingSemiSpace = num("parley-semi-space-mb", 16);
 const loginConcurrency = num("login-concurrency", 256);
 const holdMs = num("hold-ms", quick ? 2000 : 5000);
 const pairs = num("pairs", quick ? 100 : 500);
@@ -145,6 +155,14 @@ const maxInFlight = num("max-in-flight", 10);
 const warmupMs = num("warmup-ms", quick ? 1000 : 3000);
 const measureMs = num("measure-ms", quick ? 3000 : 10_000);
 const halfMeasureMs = num("half-measure-ms", quick ? 3000 : 8000);
+const pacedRates = (args["parley-paced-rates"] ?? "")
+  .split(",")
+  .filter((r) => r.trim() !== "")
+  .map((r) => {
+    const n = Number(r);
+    if (!Number.isFinite(n) || n <= 0) throw new Error("--parley-paced-rates takes positive msg/s, comma-separated");
+    return n;
+  });
 const offlineMessages = num("offline-messages", quick ? 2000 : 10_000);
 const offlineSenders = Math.max(1, num("offline-senders", 10));
 const offlineWindow = num("offline-window", 100);
@@ -206,6 +224,8 @@ interface SideResults {
   max?: OnlineResult;
   half?: OnlineResult;
   atEjabberdHalf?: OnlineResult;
+  /** --parley-paced-rates: one paced point per requested rate. */
+  paced?: OnlineResult[];
   offline?: OfflineResult;
   errors: { workload: string; error: string }[];
 }
@@ -434,29 +454,45 @@ async function benchParley() {
             const plan = planPairs(accounts, pairs, procs, false);
             const login = await connectPlan(pool, plan);
             log(`messaging: ${login.connected} Parley clients online (${login.ik} IK) in ${fmtMs(login.ms / 1000)} s`);
-            parley.max = await runOnline(pool, plan, meters, { mode: "saturate", maxInFlight, warmupMs, measureMs });
-            logOnline("Parley max", parley.max);
-            const halfRate = parley.max.deliveredPerSec / 2;
-            log(`messaging: paced at ${fmtInt(halfRate)} msg/s (50%)`);
-            parley.half = await runOnline(pool, plan, meters, {
-              mode: "paced",
-              ratePerSec: halfRate,
-              maxInFlight,
-              warmupMs: Math.min(warmupMs, 1000),
-              measureMs: halfMeasureMs,
-            });
-            logOnline("Parley 50%", parley.half);
-            const ejHalf = ejabberdHalfRate();
-            if (ejHalf !== undefined) {
-              log(`messaging: paced at ejabberd's 50% rate, ${fmtInt(ejHalf.rate)} msg/s (${ejHalf.source})`);
-              parley.atEjabberdHalf = await runOnline(pool, plan, meters, {
+            if (pacedRates.length > 0) {
+              parley.paced = [];
+              for (const rate of pacedRates) {
+                log(`messaging: paced at ${fmtInt(rate)} msg/s (--parley-paced-rates)`);
+                const point = await runOnline(pool, plan, meters, {
+                  mode: "paced",
+                  ratePerSec: rate,
+                  maxInFlight,
+                  warmupMs: Math.min(warmupMs, 1000),
+                  measureMs: halfMeasureMs,
+                });
+                logOnline(`Parley at ${fmtInt(rate)} msg/s`, point);
+                parley.paced.push(point);
+              }
+            } else {
+              parley.max = await runOnline(pool, plan, meters, { mode: "saturate", maxInFlight, warmupMs, measureMs });
+              logOnline("Parley max", parley.max);
+              const halfRate = parley.max.deliveredPerSec / 2;
+              log(`messaging: paced at ${fmtInt(halfRate)} msg/s (50%)`);
+              parley.half = await runOnline(pool, plan, meters, {
                 mode: "paced",
-                ratePerSec: ejHalf.rate,
+                ratePerSec: halfRate,
                 maxInFlight,
                 warmupMs: Math.min(warmupMs, 1000),
                 measureMs: halfMeasureMs,
               });
-              logOnline("Parley at ejabberd's 50%", parley.atEjabberdHalf);
+              logOnline("Parley 50%", parley.half);
+              const ejHalf = ejabberdHalfRate();
+              if (ejHalf !== undefined) {
+                log(`messaging: paced at ejabberd's 50% rate, ${fmtInt(ejHalf.rate)} msg/s (${ejHalf.source})`);
+                parley.atEjabberdHalf = await runOnline(pool, plan, meters, {
+                  mode: "paced",
+                  ratePerSec: ejHalf.rate,
+                  maxInFlight,
+                  warmupMs: Math.min(warmupMs, 1000),
+                  measureMs: halfMeasureMs,
+                });
+                logOnline("Parley at ejabberd's 50%", parley.atEjabberdHalf);
+              }
             }
             await pool.all((p) => ({ op: "disconnect", users: plan.perProcess[p]!.accounts.map((a) => a.user) }));
           }
@@ -743,7 +779,8 @@ function report() {
       `${holdMs / 1000} s idle hold − RSS before) ÷ connections held. ejabberd is one OS process, so the 20,000 ` +
       "open-file limit caps it below 20,000 connections; Parley runs several workers, for density with " +
       `--worker-semi-space-mb ${densitySemiSpace} (a small young generation: less idle memory, ~10% less peak throughput), ` +
-      `messaging and offline with --worker-semi-space-mb ${messagingSemiSpace} (fewer scavenges under load).`,
+      `messaging and offline with --workers ${parleyWorkers} --worker-semi-space-mb ${messagingSemiSpace} (scavenge ` +
+      "pauses are most of a paced message's latency tail). Load generators run with --max-semi-space-size=4 (short pauses).",
     "Offline store: Parley = server acks (durable) per second; ejabberd = messages handled per second, from XEP-0198 " +
       "<a h/> answers (ejabberd stores in Mnesia before handling the next stanza).",
     "Parley's server commits every message durably (SQLite) before acking; ejabberd keeps online messages in memory.",
