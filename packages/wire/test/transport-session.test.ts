@@ -85,6 +85,48 @@ describe("session record layer", () => {
     );
   });
 
+  it("a lazy stanza waits past the turn for company, then leaves on its own", async () => {
+    const { client, clientLink } = await pair();
+    const got: string[] = [];
+    client.connection.onStanza((s) => got.push(text(s)));
+    const before = clientLink.writes.length;
+    client.connection.send(bytes("tick"), true);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(clientLink.writes.length, before, "not flushed at the end of the turn");
+    await until(() => got.length === 1);
+    assert.deepEqual(got, ["tick"]);
+    assert.equal(clientLink.writes.length, before + 1);
+  });
+
+  it("a lazy stanza shares the record of the next stanza sent without it, in order", async () => {
+    const { client, clientLink } = await pair();
+    const got: string[] = [];
+    client.connection.onStanza((s) => got.push(text(s)));
+    const before = clientLink.writes.length;
+    client.connection.send(bytes("ack"), true);
+    await new Promise((r) => setImmediate(r));
+    client.connection.send(bytes("receipt"), true);
+    client.connection.send(bytes("message"));
+    await until(() => got.length === 3);
+    assert.deepEqual(got, ["ack", "receipt", "message"]);
+    const written = clientLink.writes.slice(before);
+    assert.equal(written.length, 1, "one write");
+    assert.equal(written[0]!.length, 1, "one record");
+    // the lazy timer that fires afterwards finds nothing to send
+    await new Promise((r) => setTimeout(r, 10));
+    assert.equal(clientLink.writes.length, before + 1);
+  });
+
+  it("a lazy stanza still queued at close() goes out before the close record", async () => {
+    const { client, server } = await pair({}, {}, () => {});
+    const got: string[] = [];
+    server.onStanza((s) => got.push(text(s)));
+    client.connection.send(bytes("last ack"), true);
+    client.connection.close(CloseCode.NORMAL, "bye");
+    await until(() => got.length === 1);
+    assert.deepEqual(got, ["last ack"]);
+  });
+
   it("flush() writes immediately", async () => {
     const { client, clientLink } = await pair();
     const before = clientLink.writes.length;

@@ -137,7 +137,10 @@ export class ClientSession {
   send(stanza: Stanza): boolean {
     if (this.closed || this.connection.state !== "open") return false;
     try {
-      this.connection.send(encodeStanza(stanza, this.ctx, this.connection.maxStanzaSize));
+      this.connection.send(
+        encodeStanza(stanza, this.ctx, this.connection.maxStanzaSize),
+        stanza.kind === "ack" || stanza.kind === "receipt",
+      );
       return true;
     } catch (err) {
       this.gateway.log.error({ err, session: this.id }, "failed to send stanza");

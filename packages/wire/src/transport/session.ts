@@ -65,6 +65,21 @@ export interface HandoffState {
   held: Uint8Array[];
 }
 
+/**
+ * How long a lazy stanza (see Connection.send) may wait for company: about one loopback round trip,
+ * so a sender's ✓ (ack after the fsync) and ✓✓ (receipt after the recipient's ack) usually share a
+ * record. One timer per process serves every connection; a connection's own state holds nothing.
+ */
+export const LAZY_FLUSH_MS = 1;
+const lazyFlushes = new Set<SecureConnection>();
+let lazyTimerArmed = false;
+function flushLazy(): void {
+  lazyTimerArmed = false;
+  const due = [...lazyFlushes];
+  lazyFlushes.clear();
+  for (const c of due) c.flushLazy();
+}
+
 export class SecureConnection implements Connection, FrameLinkHandlers {
   readonly remoteStaticPublicKey: Uint8Array;
   readonly pattern: HandshakePattern;
@@ -177,7 +192,7 @@ export class SecureConnection implements Connection, FrameLinkHandlers {
     return this.status === "open" && this.bufferedAmount < this.limits.highWaterMark;
   }
 
-  send(stanza: Uint8Array): void {
+  send(stanza: Uint8Array, lazy = false): void {
     if (this.status !== "open") throw new WireError("CLOSED", "connection is closed");
     if (stanza.length > this.maxStanzaSize) {
       throw new WireError("FRAME_TOO_LARGE", `stanza of ${stanza.length} bytes exceeds ${this.maxStanzaSize}`);
@@ -196,13 +211,25 @@ export class SecureConnection implements Connection, FrameLinkHandlers {
         return;
       }
     }
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      this.schedule(() => {
-        this.flushScheduled = false;
-        if (this.status === "open") this.flush();
-      });
+    if (this.flushScheduled) return;
+    if (lazy) {
+      lazyFlushes.add(this);
+      if (!lazyTimerArmed) {
+        lazyTimerArmed = true;
+        setTimeout(flushLazy, LAZY_FLUSH_MS);
+      }
+      return;
     }
+    this.flushScheduled = true;
+    this.schedule(() => {
+      this.flushScheduled = false;
+      if (this.status === "open") this.flush();
+    });
+  }
+
+  /** A lazy stanza's deadline passed: flush unless a turn's flush took the queue meanwhile. */
+  flushLazy(): void {
+    if (!this.flushScheduled && this.status === "open") this.flush();
   }
 
   /** Server side: queues the LOGIN record, which must precede every stanza record. */

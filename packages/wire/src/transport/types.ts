@@ -56,8 +56,13 @@ export interface Connection {
    * socket write. Throws WireError "CLOSED" once the connection is closing or closed, and
    * WireError "FRAME_TOO_LARGE" for a stanza larger than `maxStanzaSize`. If the bounded send
    * buffer overflows the connection is closed with CloseCode.SLOW_CONSUMER (the stanza is dropped).
+   *
+   * `lazy`: the stanza may wait up to ~LAZY_FLUSH_MS (1 ms, timer granularity) for others to share
+   * its record, unless a stanza sent without it flushes the queue earlier (order is kept either way).
+   * For stanzas nobody waits on at the millisecond (the server's acks and receipts): paced traffic
+   * then pays one record, write and wake-up at each end instead of two.
    */
-  send(stanza: Uint8Array): void;
+  send(stanza: Uint8Array, lazy?: boolean): void;
   /**
    * Sets THE stanza handler (a later call replaces it). Stanzas that arrive before a handler is
    * set are held and delivered, in order, when it is set. The bytes are a view into a buffer the
