@@ -61,7 +61,7 @@ const { values: args } = parseArgs({
     "ejabberd-connections": { type: "string" },
     "parley-connections": { type: "string" },
     "parley-density-workers": { type: "string" },
-    "parley-workers": { type: "string", default: "1" },
+    "parley-workers": { type: "string", default: "2" },
     "login-concurrency": { type: "string", default: "256" },
     "hold-ms": { type: "string" },
     pairs: { type: "string" },
@@ -93,10 +93,9 @@ if (args.help) {
   --ejabberd-connections N      density target for ejabberd (default 19,500: one OS process, 20,000 fds)
   --parley-connections N        density target for Parley (default 100,000)
   --parley-density-workers N    parley serve --workers for density (default: connections / 17,000, at least 2)
-  --parley-workers N            parley serve --workers for messaging and offline (default 1: 1,000
-                                connections fit one process, and a message between two workers
-                                crosses the worker mesh three times; paced at ejabberd's 50% rate one
-                                worker has a quarter of two workers' p99, ~12% less maximum)
+  --parley-workers N            parley serve --workers for messaging and offline (default 2, parley
+                                serve's own: one per core; 1 halves paced latency here, where the
+                                generator shares the cores, for ~15-30% less maximum)
   --login-concurrency N         logins in flight over all generator processes (default 256)
   --hold-ms N                   idle time before memory is read (default 5000)
   --pairs N --procs N --max-in-flight N --warmup-ms N --measure-ms N --half-measure-ms N
@@ -144,7 +143,7 @@ const workloads = new Set(
 const ejabberdConnections = num("ejabberd-connections", quick ? 2000 : 19_500);
 const parleyConnections = num("parley-connections", quick ? 3000 : 100_000);
 const parleyDensityWorkers = num("parley-density-workers", Math.max(2, Math.ceil(parleyConnections / 17_000)));
-const parleyWorkers = num("parley-workers", 1);
+const parleyWorkers = num("parley-workers", 2);
 const densitySemiSpace = num("parley-density-semi-space-mb", 4);
 const messagingSemiSpace = num("parley-semi-space-mb", 16);
 const loginConcurrency = num("login-concurrency", 256);
