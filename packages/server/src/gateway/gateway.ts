@@ -455,7 +455,7 @@ export class Gateway {
         const session = this.localSession(it.accountId, it.deviceId);
         if (session) session.deliverEnvelope(seqs[i]!, it.envelope, createdAt);
         else
-          void this.accountName(it.accountId).then((user) => {
+          this.accountName(it.accountId).then((user) => {
             if (user !== null)
               this.router.publish({
                 type: "wake",
@@ -463,7 +463,7 @@ export class Gateway {
                 device: it.deviceId,
                 entry: { seq: seqs[i]!, createdAt, envelope: it.envelope },
               });
-          });
+          }, this.wakeFailed);
       });
       return;
     }
@@ -479,12 +479,21 @@ export class Gateway {
       session.deliver(seqs[i]!, stanza, createdAt);
     });
     if (remote.length === 0) return;
-    void Promise.all(remote.map((r) => this.accountName(r.accountId))).then((users) => {
+    Promise.all(remote.map((r) => this.accountName(r.accountId))).then((users) => {
       const targets = remote.flatMap((r, i) => (users[i] ? [{ user: users[i]!, device: r.device, seq: r.seq }] : []));
       if (targets.length > 0)
         this.router.publish({ type: "wake-shared", targets, createdAt, envelope: commit.payload });
-    });
+    }, this.wakeFailed);
   }
+
+  /**
+   * A committed entry's wake could not be sent (its account name could not be read, e.g. storage
+   * closing): the entry stays queued and reaches the device at its next fetch (next wake, ack or
+   * login). Logged rather than left as an unhandled rejection, which would end the worker.
+   */
+  private readonly wakeFailed = (err: unknown): void => {
+    this.log.error({ err }, "could not wake the holder of a committed entry");
+  };
 
   /** The session of a device on this worker, by account id. */
   private localSession(accountId: AccountId, deviceId: number): ClientSession | undefined {
