@@ -85,11 +85,16 @@ describe("session record layer", () => {
     );
   });
 
-  it("a lazy stanza waits past the turn for company, then leaves on its own", async () => {
-    const { client, clientLink } = await pair();
+  /** A pair whose client collects what the server echoes back, and the client's write count so far. */
+  async function echoing() {
+    const p = await pair();
     const got: string[] = [];
-    client.connection.onStanza((s) => got.push(text(s)));
-    const before = clientLink.writes.length;
+    p.client.connection.onStanza((s) => got.push(text(s)));
+    return { ...p, got, before: p.clientLink.writes.length };
+  }
+
+  it("a lazy stanza waits past the turn for company, then leaves on its own", async () => {
+    const { client, clientLink, got, before } = await echoing();
     client.connection.send(bytes("tick"), true);
     await new Promise((r) => setImmediate(r));
     assert.equal(clientLink.writes.length, before, "not flushed at the end of the turn");
@@ -99,10 +104,7 @@ describe("session record layer", () => {
   });
 
   it("a lazy stanza shares the record of the next stanza sent without it, in order", async () => {
-    const { client, clientLink } = await pair();
-    const got: string[] = [];
-    client.connection.onStanza((s) => got.push(text(s)));
-    const before = clientLink.writes.length;
+    const { client, clientLink, got, before } = await echoing();
     client.connection.send(bytes("ack"), true);
     await new Promise((r) => setImmediate(r));
     client.connection.send(bytes("receipt"), true);
