@@ -7,11 +7,18 @@
 // that wait (main thread in futex_wait, hooks thread idle, sockets unread:
 // nodejs/node#50948 is the same family). A plain `node bundle.mjs` has no hooks
 // thread, starts faster and uses less memory per process.
-import { rmSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
+
+/**
+ * Bundles live under the repository's node_modules/.cache, not in the system temp dir: from there a
+ * runtime require still finds the repository's node_modules (the wire package loads the native
+ * sodium-native addon, which cannot be bundled, with createRequire).
+ */
+const CACHE = fileURLToPath(new URL("../../node_modules/.cache", import.meta.url));
 
 let dir: Promise<string> | undefined;
 const bundles = new Map<string, Promise<string>>();
@@ -20,7 +27,8 @@ const bundles = new Map<string, Promise<string>>();
 export function bundleEntry(entry: string): Promise<string> {
   let out = bundles.get(entry);
   if (!out) {
-    dir ??= mkdtemp(join(tmpdir(), "parley-load-bundle-")).then((d) => {
+    mkdirSync(CACHE, { recursive: true });
+    dir ??= mkdtemp(join(CACHE, "parley-load-bundle-")).then((d) => {
       process.once("exit", () => rmSync(d, { recursive: true, force: true }));
       return d;
     });

@@ -1,14 +1,15 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import fc from "fast-check";
 import { isWireError } from "../src/errors.ts";
 import { CipherState, HandshakeState, nobleSuite } from "../src/noise/index.ts";
-import { nodeSuite } from "../src/noise/suite.node.ts";
+import { nodeCryptoSuite, nodeSuite, nodeSuiteUsesLibsodium } from "../src/noise/suite.node.ts";
 
 const key = new Uint8Array(32).map((_, i) => i);
 const empty = new Uint8Array(0);
 const msg = new TextEncoder().encode("hello");
 
-for (const suite of [nodeSuite, nobleSuite]) {
+for (const suite of [nodeSuite, nodeCryptoSuite, nobleSuite]) {
   for (const cipher of ["AESGCM", "ChaChaPoly"] as const) {
     describe(`CipherState ${cipher} (${suite.name})`, () => {
       it("reserves nonce 2^64-1", () => {
@@ -62,6 +63,48 @@ for (const suite of [nodeSuite, nobleSuite]) {
     });
   }
 }
+
+describe("ChaChaPoly records: libsodium, node:crypto and noble agree", () => {
+  it("the node suite runs on libsodium on this machine (sodium-native's prebuilt addon loads)", () => {
+    assert.equal(nodeSuiteUsesLibsodium, true);
+  });
+
+  it("same ciphertext for any key, nonce, associated data and plaintext; a flipped bit fails on all", () => {
+    const suites = [nodeSuite, nodeCryptoSuite, nobleSuite];
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        fc.bigInt({ min: 0n, max: 0xffff_ffff_ffff_fffen }),
+        fc.uint8Array({ maxLength: 64 }),
+        fc.uint8Array({ maxLength: 2048 }),
+        fc.nat(),
+        (k, n, ad, plaintext, flip) => {
+          const sealed = suites.map((suite) => {
+            const c = new CipherState(suite, "ChaChaPoly", k);
+            c.setNonce(n);
+            return c.encryptWithAd(ad, plaintext);
+          });
+          assert.deepEqual(sealed[1], sealed[0]);
+          assert.deepEqual(sealed[2], sealed[0]);
+          const bad = sealed[0]!.slice();
+          bad[flip % bad.length]! ^= 1 << (flip % 8);
+          for (const suite of suites) {
+            const open = () => {
+              const c = new CipherState(suite, "ChaChaPoly", k);
+              c.setNonce(n);
+              return c.decryptWithAd(ad, bad);
+            };
+            assert.throws(open, (err) => isWireError(err, "DECRYPT_FAILED"));
+            const c = new CipherState(suite, "ChaChaPoly", k);
+            c.setNonce(n);
+            assert.deepEqual(c.decryptWithAd(ad, sealed[0]!), plaintext);
+          }
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+});
 
 describe("node and noble suites agree", () => {
   it("same key pair, DH, and rekeyed ciphertext", () => {

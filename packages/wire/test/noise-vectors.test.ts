@@ -11,7 +11,7 @@ import {
   nobleSuite,
   type PatternName,
 } from "../src/noise/index.ts";
-import { nodeSuite } from "../src/noise/suite.node.ts";
+import { nodeCryptoSuite, nodeSuite } from "../src/noise/suite.node.ts";
 
 interface VectorMessage {
   payload: string;
@@ -169,7 +169,8 @@ function runFallback(suite: NoiseCryptoSuite, v: Vector) {
   runTransport(v, i, aliceFallback.split(), bobFallback.split());
 }
 
-for (const suite of [nodeSuite, nobleSuite]) {
+// nodeSuite seals ChaChaPoly with libsodium, nodeCryptoSuite (its fallback) with node:crypto.
+for (const suite of [nodeSuite, nodeCryptoSuite, nobleSuite]) {
   describe(`Noise vectors (${suite.name} suite)`, () => {
     for (const source of ["cacophony", "snow"] as const) {
       for (const v of file[source]) {
