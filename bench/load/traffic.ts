@@ -199,6 +199,8 @@ export class TrafficRun<C, F extends Flow<C> = Flow<C>> {
         this.onProgress = () => {};
         resolve(false);
       }, timeoutMs);
+      // A caller that gave up (a failed test) must not be kept alive by this timer.
+      timer.unref();
       this.onProgress = () => {
         if (!done()) return;
         clearTimeout(timer);

@@ -276,6 +276,8 @@ export class XmppLoadGenerator {
     recipient: string;
     messages: number;
     window: number;
+    /** Give up waiting for the acks after this long (default 300 s); the report says how many came. */
+    timeoutMs?: number;
   }): Promise<StoreReport> {
     const recipient = this.client(options.recipient);
     if (recipient.conn && !recipient.conn.closed) {
@@ -289,17 +291,17 @@ export class XmppLoadGenerator {
       const conn = f.sender.conn!;
       conn.onHandled = (h) => this.onHandled(run, f, h);
     }
-    return run.store(options.messages, 300_000);
+    return run.store(options.messages, options.timeoutMs ?? 300_000);
   }
 
   /** Offline drain: the recipient logs in (initial presence); time until every stored message arrived. */
-  async offlineDrain(recipientUser: string, localAddress?: string): Promise<DrainReport> {
+  async offlineDrain(recipientUser: string, localAddress?: string, timeoutMs = 300_000): Promise<DrainReport> {
     const run = this.run;
     if (run?.releaseOn !== "ack") throw new XmppLoadError("NO_STORE", "run offlineStore first");
     const recipient = this.client(recipientUser);
     const report = await run.drain(async () => {
       await this.login(recipient, localAddress, false);
-    }, 300_000);
+    }, timeoutMs);
     this.run = undefined;
     return report;
   }

@@ -101,11 +101,12 @@ describe("XMPP load generator against a real ejabberd", { skip }, () => {
   it("offline: stored messages are acknowledged, then all arrive once at login", { timeout: 60_000 }, async () => {
     const [recipient, ...senders] = users(21, 4) as [string, ...string[]];
     await generator.connectAll(senders, [], 3, { streamManagement: true });
-    const store = await generator.offlineStore({ senders, recipient, messages: 300, window: 50 });
-    assert.equal(store.acked, 300);
+    // Inner time limits below the test's, so that a stall fails with the counts it reached.
+    const store = await generator.offlineStore({ senders, recipient, messages: 300, window: 50, timeoutMs: 20_000 });
+    assert.equal(store.acked, 300, `acked ${store.acked} of 300 (${JSON.stringify(store)})`);
     assert.equal(store.ackErrors, 0, store.firstError);
-    const drain = await generator.offlineDrain(recipient);
-    assert.equal(drain.delivered, 300);
+    const drain = await generator.offlineDrain(recipient, undefined, 20_000);
+    assert.equal(drain.delivered, 300, `delivered ${drain.delivered} of 300 (${JSON.stringify(drain)})`);
     assert.equal(drain.receipted, 300);
     assert.equal(drain.duplicates, 0);
     assert.equal(drain.misrouted, 0);
