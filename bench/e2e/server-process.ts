@@ -127,13 +127,13 @@ export async function startServerProcess(options: ServerProcessOptions): Promise
   ];
   // Profiling: run the entry directly (the bin launcher does not pass node flags on); node:cluster
   // workers inherit the primary's execArgv, so every worker writes its own profile when it exits.
-  const profile = options.cpuProfileDir ? ["--cpu-prof", `--cpu-prof-dir=${options.cpuProfileDir}`] : [];
+  const nodeFlags = options.cpuProfileDir ? ["--cpu-prof", `--cpu-prof-dir=${options.cpuProfileDir}`] : [];
   // Extra node flags for every server process (e.g. PARLEY_BENCH_SERVER_NODE_FLAGS=--trace-gc).
-  profile.push(...(process.env.PARLEY_BENCH_SERVER_NODE_FLAGS ?? "").split(" ").filter((f) => f !== ""));
+  nodeFlags.push(...(process.env.PARLEY_BENCH_SERVER_NODE_FLAGS ?? "").split(" ").filter((f) => f !== ""));
   const args = options.dist
-    ? [...profile, PARLEY_DIST_MAIN, ...serveArgs]
-    : profile.length > 0
-      ? [...profile, "--conditions=source", "--import", "tsx", PARLEY_MAIN, ...serveArgs]
+    ? [...nodeFlags, PARLEY_DIST_MAIN, ...serveArgs]
+    : nodeFlags.length > 0
+      ? [...nodeFlags, "--conditions=source", "--import", "tsx", PARLEY_MAIN, ...serveArgs]
       : [PARLEY_BIN, ...serveArgs];
   // detached: its own process group, so stop() reaches the launcher, the primary and every worker.
   const child: ChildProcess = spawn(process.execPath, args, {

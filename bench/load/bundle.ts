@@ -7,8 +7,8 @@
 // that wait (main thread in futex_wait, hooks thread idle, sockets unread:
 // nodejs/node#50948 is the same family). A plain `node bundle.mjs` has no hooks
 // thread, starts faster and uses less memory per process.
-import { mkdirSync, rmSync } from "node:fs";
-import { mkdtemp } from "node:fs/promises";
+import { rmSync } from "node:fs";
+import { mkdir, mkdtemp } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
@@ -27,11 +27,12 @@ const bundles = new Map<string, Promise<string>>();
 export function bundleEntry(entry: string): Promise<string> {
   let out = bundles.get(entry);
   if (!out) {
-    mkdirSync(CACHE, { recursive: true });
-    dir ??= mkdtemp(join(CACHE, "parley-load-bundle-")).then((d) => {
-      process.once("exit", () => rmSync(d, { recursive: true, force: true }));
-      return d;
-    });
+    dir ??= mkdir(CACHE, { recursive: true })
+      .then(() => mkdtemp(join(CACHE, "parley-load-bundle-")))
+      .then((d) => {
+        process.once("exit", () => rmSync(d, { recursive: true, force: true }));
+        return d;
+      });
     out = dir.then(async (d) => {
       const outfile = join(d, `${basename(entry).replace(/\.ts$/, "")}-${bundles.size}.mjs`);
       await build({

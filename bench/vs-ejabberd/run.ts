@@ -453,17 +453,20 @@ async function benchParley() {
             const plan = planPairs(accounts, pairs, procs, false);
             const login = await connectPlan(pool, plan);
             log(`messaging: ${login.connected} Parley clients online (${login.ik} IK) in ${fmtMs(login.ms / 1000)} s`);
+            // One paced point: the shape the 50%, ejabberd's-50% and --parley-paced-rates points share.
+            const paced = (ratePerSec: number) =>
+              runOnline(pool, plan, meters, {
+                mode: "paced",
+                ratePerSec,
+                maxInFlight,
+                warmupMs: Math.min(warmupMs, 1000),
+                measureMs: halfMeasureMs,
+              });
             if (pacedRates.length > 0) {
               parley.paced = [];
               for (const rate of pacedRates) {
                 log(`messaging: paced at ${fmtInt(rate)} msg/s (--parley-paced-rates)`);
-                const point = await runOnline(pool, plan, meters, {
-                  mode: "paced",
-                  ratePerSec: rate,
-                  maxInFlight,
-                  warmupMs: Math.min(warmupMs, 1000),
-                  measureMs: halfMeasureMs,
-                });
+                const point = await paced(rate);
                 logOnline(`Parley at ${fmtInt(rate)} msg/s`, point);
                 parley.paced.push(point);
               }
@@ -472,24 +475,12 @@ async function benchParley() {
               logOnline("Parley max", parley.max);
               const halfRate = parley.max.deliveredPerSec / 2;
               log(`messaging: paced at ${fmtInt(halfRate)} msg/s (50%)`);
-              parley.half = await runOnline(pool, plan, meters, {
-                mode: "paced",
-                ratePerSec: halfRate,
-                maxInFlight,
-                warmupMs: Math.min(warmupMs, 1000),
-                measureMs: halfMeasureMs,
-              });
+              parley.half = await paced(halfRate);
               logOnline("Parley 50%", parley.half);
               const ejHalf = ejabberdHalfRate();
               if (ejHalf !== undefined) {
                 log(`messaging: paced at ejabberd's 50% rate, ${fmtInt(ejHalf.rate)} msg/s (${ejHalf.source})`);
-                parley.atEjabberdHalf = await runOnline(pool, plan, meters, {
-                  mode: "paced",
-                  ratePerSec: ejHalf.rate,
-                  maxInFlight,
-                  warmupMs: Math.min(warmupMs, 1000),
-                  measureMs: halfMeasureMs,
-                });
+                parley.atEjabberdHalf = await paced(ejHalf.rate);
                 logOnline("Parley at ejabberd's 50%", parley.atEjabberdHalf);
               }
             }

@@ -18,7 +18,6 @@ export { LoginStatus, MAX_CLOSE_REASON_BYTES, RecordType } from "./record.ts";
 export {
   defaultScheduler,
   type HandoffState,
-  LAZY_FLUSH_MS,
   type Scheduler,
   SecureConnection,
   type SessionOptions,

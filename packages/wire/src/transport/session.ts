@@ -70,7 +70,7 @@ export interface HandoffState {
  * so a sender's ✓ (ack after the fsync) and ✓✓ (receipt after the recipient's ack) usually share a
  * record. One timer per process serves every connection; a connection's own state holds nothing.
  */
-export const LAZY_FLUSH_MS = 1;
+const LAZY_FLUSH_MS = 1;
 const lazyFlushes = new Set<SecureConnection>();
 let lazyTimerArmed = false;
 function flushLazy(): void {
