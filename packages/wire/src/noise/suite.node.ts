@@ -1,9 +1,15 @@
 /**
- * The Node crypto suite: node:crypto (OpenSSL) for X25519, SHA-256, HKDF and AES-256-GCM: 10–30×
- * faster than pure JS here. Keys are imported as JWK (DER/PKCS8 import is ~10× slower) and the
- * resulting KeyObjects are cached, so a server's static key and a session's cipher keys are
- * imported once. ChaCha20-Poly1305 (Parley's record cipher) runs on libsodium through
- * sodium-native when it loads, else on node:crypto.
+ * The Node crypto suite. When sodium-native's prebuilt libsodium loads, X25519, SHA-256 and
+ * ChaCha20-Poly1305 (Parley's record cipher) run on it; HMAC-SHA256 (which libsodium's addon does
+ * not expose) and AES-256-GCM on node:crypto (OpenSSL). Without the addon everything runs on
+ * node:crypto, 10–30× faster than pure JS here: keys are then imported as JWK (DER/PKCS8 import is
+ * ~10× slower) and the resulting KeyObjects cached, so a server's static key is imported once.
+ *
+ * Why libsodium for X25519: node:crypto needs a KeyObject per key, and importing a raw private key
+ * makes OpenSSL derive its public key (one more scalar multiplication) and look its algorithm up by
+ * name; a login storm's profile had 5% of the machine in that import alone. libsodium's
+ * crypto_scalarmult takes the raw bytes: ~31 µs per DH against ~46 µs plus the import, and
+ * ~16 µs for a key pair against ~56 µs.
  */
 import {
   createCipheriv,
@@ -74,8 +80,13 @@ function asUint8(buf: Buffer): Uint8Array {
   return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
 }
 
-/** The two calls of sodium-native this suite uses (libsodium's IETF ChaCha20-Poly1305). */
-interface SodiumChaCha {
+/** The calls of sodium-native this suite uses. */
+interface Sodium {
+  /** X25519: writes scalar · point into `out`; throws if the result is all zero (low-order point). */
+  crypto_scalarmult(out: Uint8Array, scalar: Uint8Array, point: Uint8Array): void;
+  /** X25519 with the base point: the public key of `scalar`. */
+  crypto_scalarmult_base(out: Uint8Array, scalar: Uint8Array): void;
+  crypto_hash_sha256(out: Uint8Array, data: Uint8Array): void;
   /** Writes ciphertext ‖ tag into `out` (message length + 16 bytes); returns the bytes written. */
   crypto_aead_chacha20poly1305_ietf_encrypt(
     out: Uint8Array,
@@ -103,15 +114,15 @@ interface SodiumChaCha {
  * object that V8 finalizes inside a scavenge pause (about half of each pause under paced load, see
  * bench/vs-ejabberd/README.md) plus fresh ArrayBuffers for its outputs.
  */
-const sodium: SodiumChaCha | undefined = (() => {
+const sodium: Sodium | undefined = (() => {
   try {
-    return createRequire(import.meta.url)("sodium-native") as SodiumChaCha;
+    return createRequire(import.meta.url)("sodium-native") as Sodium;
   } catch {
     return undefined;
   }
 })();
 
-/** Whether this process seals and opens ChaChaPoly records with libsodium (else node:crypto). */
+/** Whether this process uses libsodium (X25519, SHA-256, ChaChaPoly records; else node:crypto). */
 export const nodeSuiteUsesLibsodium = sodium !== undefined;
 
 /**
@@ -132,7 +143,7 @@ class NodeAead implements BoundAead {
   private readonly cipher: NoiseCipherName;
 
   /** libsodium for ChaChaPoly when it loaded and the suite may use it; else node:crypto. */
-  private readonly sodium: SodiumChaCha | undefined;
+  private readonly sodium: Sodium | undefined;
 
   constructor(cipher: NoiseCipherName, key: Uint8Array, useSodium: boolean) {
     this.cipher = cipher;
@@ -214,30 +225,73 @@ class NodeAead implements BoundAead {
   }
 }
 
-function makeNodeSuite(name: string, useSodium: boolean): NoiseCryptoSuite {
+/** X25519 and SHA-256 on node:crypto (the fallback when libsodium does not load). */
+const opensslPrimitives: Pick<NoiseCryptoSuite, "generateKeyPair" | "publicKeyOf" | "dh" | "sha256"> = {
+  generateKeyPair(): KeyPair {
+    // Not generateKeyPairSync("x25519") + export: in Node 20 that can deadlock a process for good.
+    // Exporting the key takes its mutex and allocates; a GC triggered there finalizes the dead
+    // key-generation job, whose destructor takes the same mutex (seen here: a load generator's
+    // main thread stuck in futex_wait under ExportJWKEdKey ← GC ← ~KeyGenJob). Importing random
+    // bytes as the private key creates no job. Any 32 bytes are a valid X25519 private key.
+    const privateKey = asUint8(randomBytes(32));
+    return { privateKey, publicKey: opensslPrimitives.publicKeyOf(privateKey) };
+  },
+  publicKeyOf(privateKey: Uint8Array): Uint8Array {
+    return fromB64url(privateKeyObject(privateKey).export({ format: "jwk" }).x);
+  },
+  dh(keyPair: KeyPair, publicKey: Uint8Array): Uint8Array {
+    // OpenSSL refuses an all-zero shared secret itself; the check keeps both suites' contracts equal.
+    const shared = asUint8(
+      diffieHellman({ privateKey: privateKeyObject(keyPair.privateKey), publicKey: publicKeyObject(publicKey) }),
+    );
+    if (isAllZero(shared)) throw new Error(ALL_ZERO_DH);
+    return shared;
+  },
+  sha256: (data) => asUint8(createHash("sha256").update(data).digest()),
+};
+
+const ALL_ZERO_DH = "X25519 produced the all-zero output (low-order public key)";
+
+/** X25519 and SHA-256 on libsodium: raw bytes in and out, no key objects. */
+function sodiumPrimitives(na: Sodium): Pick<NoiseCryptoSuite, "generateKeyPair" | "publicKeyOf" | "dh" | "sha256"> {
+  const publicKeyOf = (privateKey: Uint8Array): Uint8Array => {
+    if (privateKey.length !== 32) throw new Error("X25519 private key must be 32 bytes");
+    const publicKey = new Uint8Array(32);
+    na.crypto_scalarmult_base(publicKey, privateKey);
+    return publicKey;
+  };
   return {
-    name,
     generateKeyPair(): KeyPair {
-      // Not generateKeyPairSync("x25519") + export: in Node 20 that can deadlock a process for good.
-      // Exporting the key takes its mutex and allocates; a GC triggered there finalizes the dead
-      // key-generation job, whose destructor takes the same mutex (seen here: a load generator's
-      // main thread stuck in futex_wait under ExportJWKEdKey ← GC ← ~KeyGenJob). Importing random
-      // bytes as the private key creates no job. Any 32 bytes are a valid X25519 private key.
       const privateKey = asUint8(randomBytes(32));
-      return { privateKey, publicKey: this.publicKeyOf(privateKey) };
+      return { privateKey, publicKey: publicKeyOf(privateKey) };
     },
-    publicKeyOf(privateKey: Uint8Array): Uint8Array {
-      return fromB64url(privateKeyObject(privateKey).export({ format: "jwk" }).x);
-    },
+    publicKeyOf,
     dh(keyPair: KeyPair, publicKey: Uint8Array): Uint8Array {
-      // OpenSSL refuses an all-zero shared secret itself; the check keeps both suites' contracts equal.
-      const shared = asUint8(
-        diffieHellman({ privateKey: privateKeyObject(keyPair.privateKey), publicKey: publicKeyObject(publicKey) }),
-      );
-      if (isAllZero(shared)) throw new Error("X25519 produced the all-zero output (low-order public key)");
+      if (publicKey.length !== 32) throw new Error("X25519 public key must be 32 bytes");
+      if (keyPair.privateKey.length !== 32) throw new Error("X25519 private key must be 32 bytes");
+      // Its own 32 bytes: the chaining key derived from it may outlive the handshake.
+      const shared = new Uint8Array(32);
+      try {
+        na.crypto_scalarmult(shared, keyPair.privateKey, publicKey);
+      } catch {
+        throw new Error(ALL_ZERO_DH); // libsodium refuses an all-zero result, as OpenSSL does
+      }
+      if (isAllZero(shared)) throw new Error(ALL_ZERO_DH);
       return shared;
     },
-    sha256: (data) => asUint8(createHash("sha256").update(data).digest()),
+    sha256(data: Uint8Array): Uint8Array {
+      const out = new Uint8Array(32);
+      na.crypto_hash_sha256(out, data);
+      return out;
+    },
+  };
+}
+
+function makeNodeSuite(name: string, useSodium: boolean): NoiseCryptoSuite {
+  const primitives = useSodium && sodium !== undefined ? sodiumPrimitives(sodium) : opensslPrimitives;
+  return {
+    name,
+    ...primitives,
     hmacSha256: (key, data) => asUint8(createHmac("sha256", key).update(data).digest()),
     hkdf2(chainingKey, inputKeyMaterial) {
       // Noise's HKDF (section 4.3) spelled out in three HMACs rather than hkdfSync: hkdfSync imports
@@ -252,7 +306,7 @@ function makeNodeSuite(name: string, useSodium: boolean): NoiseCryptoSuite {
   };
 }
 
-/** The suite Node code uses: node:crypto, with libsodium for ChaChaPoly records when it loads. */
+/** The suite Node code uses: libsodium where it loads and has the primitive, node:crypto for the rest. */
 export const nodeSuite: NoiseCryptoSuite = makeNodeSuite("node", true);
 
 /** node:crypto only (ChaChaPoly too): the fallback when sodium-native does not load, kept vector-tested. */
