@@ -6,6 +6,13 @@ import { ClusterWorkerRouter } from "./routing/cluster.ts";
 import { WorkerMesh } from "./routing/mesh.ts";
 import { createLogger } from "./server.ts";
 import { loadOrCreateServerKey } from "./server-key.ts";
+import {
+  isTcpListenerGrant,
+  listenExclusive,
+  listeningHandleOf,
+  listenOnHandle,
+  TCP_LISTENER_ENV,
+} from "./tcp-listener.ts";
 import { startWorker } from "./worker.ts";
 
 const config = JSON.parse(process.env.PARLEY_WORKER_CONFIG ?? "null") as ServerConfig | null;
@@ -21,6 +28,17 @@ process.on("error", (err: NodeJS.ErrnoException) => {
 });
 // Which queue shard this worker owns (stable across restarts of this slot) and the mesh it talks on.
 const index = Number(process.env.PARLEY_WORKER_INDEX ?? "0");
+// The TCP listening socket (./tcp-listener.ts): this worker creates it, or asks the primary for it.
+const createsTcpListener = process.env[TCP_LISTENER_ENV] === "create";
+const tcpListenerHandle = new Promise<object>((resolve) => {
+  const onGrant = (msg: unknown, handle: unknown) => {
+    if (typeof msg === "object" && msg !== null && isTcpListenerGrant(msg) && handle) {
+      process.off("message", onGrant);
+      resolve(handle as object);
+    }
+  };
+  process.on("message", onGrant);
+});
 const meshId = process.env.PARLEY_MESH_ID ?? String(process.ppid);
 const mesh = new WorkerMesh(index, config.workers, meshId, log);
 await mesh.listen();
@@ -38,6 +56,15 @@ const worker = await startWorker({
   handOff: (message, handle, done) => {
     if (!process.send) return done(new Error("no IPC channel"));
     process.send(message, handle as never, {}, (err) => done(err ?? null));
+  },
+  listenTcp: async (tcp) => {
+    if (createsTcpListener) {
+      const port = await listenExclusive(tcp, config.tcpPort, config.host);
+      process.send?.({ parleyTcpListenerOffer: true }, listeningHandleOf(tcp) as never);
+      return port;
+    }
+    process.send?.({ parleyTcpListenerRequest: true });
+    return listenOnHandle(tcp, await tcpListenerHandle);
   },
   collectMetrics: () =>
     new Promise((resolve) => {

@@ -15,6 +15,7 @@ import { LocalRouter } from "./routing/local.ts";
 import { loadOrCreateServerKey } from "./server-key.ts";
 import { SqliteStorage } from "./storage/index.ts";
 import { purgeQueueShards, rebalanceQueueShards, ShardedStorage } from "./storage/sharded-storage.ts";
+import { isTcpListenerOffer, isTcpListenerRequest, TCP_LISTENER_ENV, type TcpListenerGrant } from "./tcp-listener.ts";
 import type { Verifier } from "./verifier.ts";
 import { MAX_DEVICES_PER_ACCOUNT, startWorker } from "./worker.ts";
 
@@ -162,9 +163,26 @@ async function startCluster(
       p.from.send({ parleyMetricsResult: p.reqId, snapshots: p.snapshots, workers: live().length });
   };
 
+  // The TCP listening socket's raw handle, held here (never polled: no accept loop in the primary)
+  // for the workers that ask, restarted ones included (./tcp-listener.ts). Until slot 0 has created
+  // it, the workers that asked wait.
+  let tcpListener: { close?: () => void } | undefined;
+  let awaitingTcpListener: Worker[] = [];
+  const grantTcpListener = (w: Worker) => {
+    if (w.isConnected()) w.send({ parleyTcpListener: true } satisfies TcpListenerGrant, tcpListener as never);
+  };
+
   const onMessage = (worker: Worker, msg: unknown, handle: unknown) => {
     if (typeof msg !== "object" || msg === null) return;
-    if (isHandoffMessage(msg)) {
+    if (isTcpListenerOffer(msg)) {
+      if (!handle || tcpListener) return;
+      tcpListener = handle as { close?: () => void };
+      for (const w of awaitingTcpListener) grantTcpListener(w);
+      awaitingTcpListener = [];
+    } else if (isTcpListenerRequest(msg)) {
+      if (tcpListener) grantTcpListener(worker);
+      else awaitingTcpListener.push(worker);
+    } else if (isHandoffMessage(msg)) {
       // A worker passes a logged-in connection to the worker owning its queue shard (./handoff.ts).
       // The handle arrives raw (not read from here); this process's copy is closed once it is sent on.
       const raw = handle as { close?: () => void } | undefined;
@@ -207,6 +225,8 @@ async function startCluster(
         PARLEY_WORKER_CONFIG: JSON.stringify(config),
         PARLEY_WORKER_INDEX: String(slot),
         PARLEY_MESH_ID: meshId,
+        // Slot 0 creates the TCP listening socket at start-up; every other start receives it.
+        [TCP_LISTENER_ENV]: slot === 0 && tcpListener === undefined ? "create" : "receive",
       });
       slotOf.set(w.id, slot);
       workerBySlot.set(slot, w);
@@ -256,6 +276,7 @@ async function startCluster(
             }),
         ),
       );
+      tcpListener?.close?.();
       await closePrimary();
     },
   };

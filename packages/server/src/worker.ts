@@ -1,7 +1,8 @@
 // One worker process of `parley serve`: an HTTP listener (WebSocket transport
 // on /ws, /healthz, /metrics), a raw TCP transport listener, and the gateway
-// behind both. Under node:cluster the primary shares the listening sockets
-// between workers; with `workers: 0` this runs inside the calling process.
+// behind both. Under node:cluster the workers share the listening sockets (HTTP
+// through the primary's round-robin, TCP accepted by each worker itself: see
+// ./tcp-listener.ts); with `workers: 0` this runs inside the calling process.
 import { createServer, type Server as HttpServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { type AddressInfo, Socket, type Server as TcpServer } from "node:net";
 import {
@@ -51,6 +52,11 @@ export interface WorkerDeps {
    * `done` is called once the handle has left this process. Without it, connections stay where they land.
    */
   handOff?: (message: HandoffMessage, handle: object, done: (error: Error | null) => void) => void;
+  /**
+   * Makes the TCP transport's server listen and resolves with its port (a cluster worker shares one
+   * listening socket, ./tcp-listener.ts); default: listen on config.tcpPort and config.host.
+   */
+  listenTcp?: (server: TcpServer) => Promise<number>;
 }
 
 export interface WorkerHandle {
@@ -169,7 +175,7 @@ export async function startWorker(deps: WorkerDeps): Promise<WorkerHandle> {
   const tcp = config.tcpPort === 0 ? null : createTcpServer(transportOptions);
 
   const httpPort = await listen(http, config.port, config.host);
-  const tcpPort = tcp ? await listen(tcp, config.tcpPort, config.host) : 0;
+  const tcpPort = tcp ? await (deps.listenTcp?.(tcp) ?? listen(tcp, config.tcpPort, config.host)) : 0;
 
   return {
     gateway,

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -290,5 +290,58 @@ describe("/metrics and routing of a real `parley serve --workers 2`", () => {
     assert.equal(metrics.get("parley_connections"), clients.length);
     assert.ok((metrics.get("parley_connection_handoffs_total") ?? 0) >= 1, "some connections were handed off");
     for (const c of tcpClients) assert.equal(c.closed, undefined, `${c.label} still connected`);
+  });
+
+  it("accepts TCP in the workers themselves: a registration completes while the primary is stopped", async () => {
+    const health = JSON.parse((await get(port, "/healthz")).body) as { pid: number };
+    // A worker's parent is the primary (field 4 of /proc/<pid>/stat; the name in field 2 has no spaces).
+    const primary = Number(readFileSync(`/proc/${health.pid}/stat`, "utf8").split(" ")[3]);
+    assert.ok(primary > 1);
+    // With cluster's round-robin the primary accepts every connection: stopped, it would serve none.
+    process.kill(primary, "SIGSTOP");
+    try {
+      const id = await registerRaw(`tcp://127.0.0.1:${tcpPort}`, "while_primary_stopped");
+      assert.equal(id.user, "while_primary_stopped");
+    } finally {
+      process.kill(primary, "SIGCONT");
+    }
+  });
+
+  // Last in this block: it kills both workers. Each worker accepts TCP on one listening socket that
+  // worker slot 0 created and the primary keeps (src/tcp-listener.ts): a restarted worker, slot 0
+  // included, gets it from the primary, so TCP logins go on when every original worker is gone.
+  it("keeps serving TCP after both workers were killed and restarted", async () => {
+    const workerPids = async () => {
+      const pids = new Set<number>();
+      for (let i = 0; i < 40 && pids.size < 2; i++) {
+        // Bounded: a request the primary passed to a worker as it was killed gets no answer.
+        const h = await fetch(`http://127.0.0.1:${port}/healthz`, {
+          headers: { connection: "close" },
+          signal: AbortSignal.timeout(2000),
+        })
+          .then(async (res) => (res.status === 200 ? (JSON.parse(await res.text()) as { pid: number }) : undefined))
+          .catch(() => undefined);
+        if (h) pids.add(h.pid);
+      }
+      return pids;
+    };
+    const original = await workerPids();
+    assert.equal(original.size, 2);
+    for (const pid of original) {
+      process.kill(pid, "SIGKILL");
+      let now = await workerPids();
+      for (let i = 0; i < 100 && (now.has(pid) || now.size < 2); i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        now = await workerPids();
+      }
+      assert.ok(!now.has(pid) && now.size === 2, `worker ${pid} was replaced: ${[...now]}`);
+    }
+    const url = `tcp://127.0.0.1:${tcpPort}`;
+    const [a, b] = await Promise.all(["after_restart_a", "after_restart_b"].map((n) => registerRaw(url, n)));
+    const ca = await login(url, a!);
+    const cb = await login(url, b!);
+    clients.push(ca, cb);
+    ca.send(messageTo(b!.user, [b!.device], randomBytes(32)));
+    await cb.waitFor((x) => x.deliveries().length >= 1, "delivery after both workers restarted");
   });
 });
