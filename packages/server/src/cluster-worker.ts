@@ -45,6 +45,15 @@ await mesh.listen();
 const pending = new Map<number, (r: { snapshots: MetricSnapshot[][]; workers: number }) => void>();
 let nextReq = 1;
 
+/** Tells the primary why this worker cannot start (e.g. the TCP port is in use), then exits. */
+const startFailed = (err: unknown): Promise<never> => {
+  const reason = err instanceof Error ? err.message : String(err);
+  log.error({ err }, "worker could not start");
+  if (process.send) process.send({ parleyStartFailed: reason }, () => process.exit(1));
+  else process.exit(1);
+  return new Promise<never>(() => {}); // the exit follows once the message has left
+};
+
 const worker = await startWorker({
   config,
   log,
@@ -72,7 +81,7 @@ const worker = await startWorker({
       pending.set(id, resolve);
       process.send?.({ parleyMetricsRequest: id });
     }),
-});
+}).catch(startFailed);
 
 process.on("message", (msg: unknown, handle: unknown) => {
   if (typeof msg !== "object" || msg === null) return;

@@ -118,6 +118,10 @@ function startPurging(purgeNow: () => Promise<number>, log: Logger): NodeJS.Time
 interface ReadyMessage {
   parleyReady: { httpPort: number; tcpPort: number };
 }
+/** A worker whose start-up failed says why before it exits (cluster-worker.ts). */
+interface StartFailedMessage {
+  parleyStartFailed: string;
+}
 interface MetricsRequest {
   parleyMetricsRequest: number;
 }
@@ -230,25 +234,61 @@ async function startCluster(
       });
       slotOf.set(w.id, slot);
       workerBySlot.set(slot, w);
+      let failure: string | undefined;
       const onReady = (msg: unknown) => {
-        if (typeof msg === "object" && msg !== null && "parleyReady" in msg) {
+        if (typeof msg !== "object" || msg === null) return;
+        if ("parleyReady" in msg) {
           w.off("message", onReady);
           resolve((msg as ReadyMessage).parleyReady);
+        } else if ("parleyStartFailed" in msg) {
+          failure = String((msg as StartFailedMessage).parleyStartFailed);
         }
       };
       w.on("message", onReady);
-      w.once("exit", (code) => reject(new Error(`worker exited with code ${code} before it was ready`)));
+      w.once("exit", (code) =>
+        reject(new Error(`worker ${slot} could not start: ${failure ?? `it exited with code ${code}`}`)),
+      );
     });
 
+  // Until every worker is ready, a worker that exits fails the start (below) instead of being
+  // restarted: a cause such as a port in use would only make it fail again, for ever.
+  let started = false;
   cluster.on("exit", (worker, code, signal) => {
-    if (shuttingDown) return;
+    if (shuttingDown || !started) return;
     log.error({ worker: worker.process.pid, code, signal }, "worker died; starting a new one");
     const slot = slotOf.get(worker.id) ?? 0;
     slotOf.delete(worker.id);
     fork(slot).catch((err) => log.error({ err }, "could not restart worker"));
   });
 
-  const ready = await Promise.all(Array.from({ length: config.workers }, (_, slot) => fork(slot)));
+  const stopWorkers = async () => {
+    shuttingDown = true;
+    cluster.off("message", onMessage);
+    await Promise.all(
+      live().map(
+        (w) =>
+          new Promise<void>((resolve) => {
+            const kill = setTimeout(() => w.process.kill("SIGKILL"), 5000);
+            w.once("exit", () => {
+              clearTimeout(kill);
+              resolve();
+            });
+            w.process.kill("SIGTERM");
+          }),
+      ),
+    );
+    tcpListener?.close?.();
+    await closePrimary();
+  };
+
+  let ready: ReadyMessage["parleyReady"][];
+  try {
+    ready = await Promise.all(Array.from({ length: config.workers }, (_, slot) => fork(slot)));
+  } catch (err) {
+    await stopWorkers();
+    throw err;
+  }
+  started = true;
   const { httpPort, tcpPort } = ready[0]!;
   log.info(
     { http: httpPort, tcp: tcpPort, workers: config.workers, dataDir: config.dataDir },
@@ -260,24 +300,6 @@ async function startCluster(
     tcpPort,
     publicKey,
     purgeNow,
-    async close() {
-      shuttingDown = true;
-      cluster.off("message", onMessage);
-      await Promise.all(
-        live().map(
-          (w) =>
-            new Promise<void>((resolve) => {
-              const kill = setTimeout(() => w.process.kill("SIGKILL"), 5000);
-              w.once("exit", () => {
-                clearTimeout(kill);
-                resolve();
-              });
-              w.process.kill("SIGTERM");
-            }),
-        ),
-      );
-      tcpListener?.close?.();
-      await closePrimary();
-    },
+    close: stopWorkers,
   };
 }

@@ -172,6 +172,9 @@ export async function startWorker(deps: WorkerDeps): Promise<WorkerHandle> {
     res.end("not found: Parley speaks its protocol on /ws (WebSocket) and on the TCP port\n");
   });
   const wss: WebSocketServer = attachWebSocketServer(http, { ...transportOptions, path: "/ws" });
+  // ws re-emits the HTTP server's errors; listen() below handles them (e.g. the port in use), and an
+  // 'error' event without a listener would end the process before the cause could be reported.
+  wss.on("error", (err) => log.debug({ err }, "HTTP server error (re-emitted by ws)"));
   const tcp = config.tcpPort === 0 ? null : createTcpServer(transportOptions);
 
   const httpPort = await listen(http, config.port, config.host);

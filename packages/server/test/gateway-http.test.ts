@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -344,4 +345,53 @@ describe("/metrics and routing of a real `parley serve --workers 2`", () => {
     ca.send(messageTo(b!.user, [b!.device], randomBytes(32)));
     await cb.waitFor((x) => x.deliveries().length >= 1, "delivery after both workers restarted");
   });
+});
+
+describe("`parley serve --workers 2` whose port is taken", () => {
+  const bin = fileURLToPath(new URL("../../cli/bin/parley.js", import.meta.url));
+
+  for (const which of ["tcp", "http"] as const) {
+    it(`exits at once with the cause when its ${which.toUpperCase()} port is in use (no restart loop)`, async () => {
+      const blocker = createServer();
+      const taken = await new Promise<number>((resolve) =>
+        blocker.listen(0, "127.0.0.1", () => resolve((blocker.address() as AddressInfo).port)),
+      );
+      const dataDir = mkdtempSync(join(tmpdir(), "parley-port-taken-"));
+      const other = await freePort();
+      const [httpPort, tcpPort] = which === "tcp" ? [other, taken] : [taken, other];
+      const child = spawn(
+        process.execPath,
+        [bin, "serve", "--dev", "--workers", "2", "--port", String(httpPort), "--tcp-port", String(tcpPort)].concat([
+          "--host",
+          "127.0.0.1",
+          "--data",
+          dataDir,
+          "--log-level",
+          "warn",
+        ]),
+        { detached: true, stdio: ["ignore", "ignore", "pipe"] },
+      );
+      let stderr = "";
+      child.stderr!.on("data", (d: Buffer) => (stderr += d.toString("utf8")));
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        const code = await Promise.race([
+          new Promise<number | null>((resolve) => child.once("exit", resolve)),
+          new Promise<"hung">((resolve) => (timer = setTimeout(() => resolve("hung"), 30_000))),
+        ]);
+        assert.equal(code, 1, `exit code (stderr: ${stderr.slice(-2000)})`);
+        assert.match(stderr, /could not start: .*EADDRINUSE/);
+        assert.doesNotMatch(stderr, /starting a new one/);
+      } finally {
+        clearTimeout(timer);
+        blocker.close();
+        try {
+          process.kill(-child.pid!, "SIGKILL");
+        } catch {
+          // already gone
+        }
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    });
+  }
 });
