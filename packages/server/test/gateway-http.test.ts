@@ -45,6 +45,15 @@ async function get(port: number, path: string) {
   return { status: res.status, type: res.headers.get("content-type") ?? "", body: await res.text() };
 }
 
+/** `parley serve --dev --workers 2` in its own process group (so a test can kill all it started). */
+function spawnClusterServe(args: string[]): ChildProcess {
+  const bin = fileURLToPath(new URL("../../cli/bin/parley.js", import.meta.url));
+  return spawn(process.execPath, [bin, "serve", "--dev", "--workers", "2", "--log-level", "warn", ...args], {
+    detached: true,
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+}
+
 describe("/healthz and /metrics of an in-process server", () => {
   let env: TestServer;
   before(async () => {
@@ -136,7 +145,6 @@ describe("/healthz and /metrics of an in-process server", () => {
 });
 
 describe("/metrics and routing of a real `parley serve --workers 2`", () => {
-  const bin = fileURLToPath(new URL("../../cli/bin/parley.js", import.meta.url));
   let child: ChildProcess;
   let dataDir: string;
   let port: number;
@@ -147,25 +155,7 @@ describe("/metrics and routing of a real `parley serve --workers 2`", () => {
     dataDir = mkdtempSync(join(tmpdir(), "parley-cluster-"));
     const tcpListenPort = await freePort();
     // Port 0 under node:cluster: the primary binds one random port and shares it with every worker.
-    child = spawn(
-      process.execPath,
-      [
-        bin,
-        "serve",
-        "--dev",
-        "--workers",
-        "2",
-        "--port",
-        "0",
-        "--tcp-port",
-        String(tcpListenPort),
-        "--data",
-        dataDir,
-        "--log-level",
-        "warn",
-      ],
-      { detached: true, stdio: ["ignore", "ignore", "pipe"] },
-    );
+    child = spawnClusterServe(["--port", "0", "--tcp-port", String(tcpListenPort), "--data", dataDir]);
     let stderr = "";
     port = await new Promise<number>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`parley serve did not start: ${stderr}`)), 30_000);
@@ -348,8 +338,6 @@ describe("/metrics and routing of a real `parley serve --workers 2`", () => {
 });
 
 describe("`parley serve --workers 2` whose port is taken", () => {
-  const bin = fileURLToPath(new URL("../../cli/bin/parley.js", import.meta.url));
-
   for (const which of ["tcp", "http"] as const) {
     it(`exits at once with the cause when its ${which.toUpperCase()} port is in use (no restart loop)`, async () => {
       const blocker = createServer();
@@ -359,18 +347,16 @@ describe("`parley serve --workers 2` whose port is taken", () => {
       const dataDir = mkdtempSync(join(tmpdir(), "parley-port-taken-"));
       const other = await freePort();
       const [httpPort, tcpPort] = which === "tcp" ? [other, taken] : [taken, other];
-      const child = spawn(
-        process.execPath,
-        [bin, "serve", "--dev", "--workers", "2", "--port", String(httpPort), "--tcp-port", String(tcpPort)].concat([
-          "--host",
-          "127.0.0.1",
-          "--data",
-          dataDir,
-          "--log-level",
-          "warn",
-        ]),
-        { detached: true, stdio: ["ignore", "ignore", "pipe"] },
-      );
+      const child = spawnClusterServe([
+        "--port",
+        String(httpPort),
+        "--tcp-port",
+        String(tcpPort),
+        "--host",
+        "127.0.0.1",
+        "--data",
+        dataDir,
+      ]);
       let stderr = "";
       child.stderr!.on("data", (d: Buffer) => (stderr += d.toString("utf8")));
       let timer: NodeJS.Timeout | undefined;
