@@ -253,17 +253,24 @@ async function startCluster(
   // Until every worker is ready, a worker that exits fails the start (below) instead of being
   // restarted: a cause such as a port in use would only make it fail again, for ever.
   let started = false;
-  cluster.on("exit", (worker, code, signal) => {
-    if (shuttingDown || !started) return;
-    log.error({ worker: worker.process.pid, code, signal }, "worker died; starting a new one");
+  let exitedDuringStart: string | undefined;
+  const onExit = (worker: Worker, code: number, signal: string) => {
+    if (shuttingDown) return;
     const slot = slotOf.get(worker.id) ?? 0;
+    if (!started) {
+      exitedDuringStart ??= `worker ${slot} exited during start-up (code ${code}, signal ${signal})`;
+      return;
+    }
+    log.error({ worker: worker.process.pid, code, signal }, "worker died; starting a new one");
     slotOf.delete(worker.id);
     fork(slot).catch((err) => log.error({ err }, "could not restart worker"));
-  });
+  };
+  cluster.on("exit", onExit);
 
   const stopWorkers = async () => {
     shuttingDown = true;
     cluster.off("message", onMessage);
+    cluster.off("exit", onExit);
     await Promise.all(
       live().map(
         (w) =>
@@ -284,6 +291,8 @@ async function startCluster(
   let ready: ReadyMessage["parleyReady"][];
   try {
     ready = await Promise.all(Array.from({ length: config.workers }, (_, slot) => fork(slot)));
+    // A worker that was ready and then died while others were still starting fails the start too.
+    if (exitedDuringStart) throw new Error(exitedDuringStart);
   } catch (err) {
     await stopWorkers();
     throw err;
