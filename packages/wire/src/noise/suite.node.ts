@@ -225,17 +225,13 @@ class NodeAead implements BoundAead {
   }
 }
 
+const ALL_ZERO_DH = "X25519 produced the all-zero output (low-order public key)";
+
+/** The primitives a Node suite takes from libsodium when it loads, else from node:crypto. */
+type Primitives = Pick<NoiseCryptoSuite, "publicKeyOf" | "dh" | "sha256">;
+
 /** X25519 and SHA-256 on node:crypto (the fallback when libsodium does not load). */
-const opensslPrimitives: Pick<NoiseCryptoSuite, "generateKeyPair" | "publicKeyOf" | "dh" | "sha256"> = {
-  generateKeyPair(): KeyPair {
-    // Not generateKeyPairSync("x25519") + export: in Node 20 that can deadlock a process for good.
-    // Exporting the key takes its mutex and allocates; a GC triggered there finalizes the dead
-    // key-generation job, whose destructor takes the same mutex (seen here: a load generator's
-    // main thread stuck in futex_wait under ExportJWKEdKey ← GC ← ~KeyGenJob). Importing random
-    // bytes as the private key creates no job. Any 32 bytes are a valid X25519 private key.
-    const privateKey = asUint8(randomBytes(32));
-    return { privateKey, publicKey: opensslPrimitives.publicKeyOf(privateKey) };
-  },
+const opensslPrimitives: Primitives = {
   publicKeyOf(privateKey: Uint8Array): Uint8Array {
     return fromB64url(privateKeyObject(privateKey).export({ format: "jwk" }).x);
   },
@@ -250,22 +246,15 @@ const opensslPrimitives: Pick<NoiseCryptoSuite, "generateKeyPair" | "publicKeyOf
   sha256: (data) => asUint8(createHash("sha256").update(data).digest()),
 };
 
-const ALL_ZERO_DH = "X25519 produced the all-zero output (low-order public key)";
-
 /** X25519 and SHA-256 on libsodium: raw bytes in and out, no key objects. */
-function sodiumPrimitives(na: Sodium): Pick<NoiseCryptoSuite, "generateKeyPair" | "publicKeyOf" | "dh" | "sha256"> {
-  const publicKeyOf = (privateKey: Uint8Array): Uint8Array => {
-    if (privateKey.length !== 32) throw new Error("X25519 private key must be 32 bytes");
-    const publicKey = new Uint8Array(32);
-    na.crypto_scalarmult_base(publicKey, privateKey);
-    return publicKey;
-  };
+function sodiumPrimitives(na: Sodium): Primitives {
   return {
-    generateKeyPair(): KeyPair {
-      const privateKey = asUint8(randomBytes(32));
-      return { privateKey, publicKey: publicKeyOf(privateKey) };
+    publicKeyOf(privateKey: Uint8Array): Uint8Array {
+      if (privateKey.length !== 32) throw new Error("X25519 private key must be 32 bytes");
+      const publicKey = new Uint8Array(32);
+      na.crypto_scalarmult_base(publicKey, privateKey);
+      return publicKey;
     },
-    publicKeyOf,
     dh(keyPair: KeyPair, publicKey: Uint8Array): Uint8Array {
       if (publicKey.length !== 32) throw new Error("X25519 public key must be 32 bytes");
       if (keyPair.privateKey.length !== 32) throw new Error("X25519 private key must be 32 bytes");
@@ -292,6 +281,15 @@ function makeNodeSuite(name: string, useSodium: boolean): NoiseCryptoSuite {
   return {
     name,
     ...primitives,
+    generateKeyPair(): KeyPair {
+      // Random bytes and their public key, not generateKeyPairSync("x25519") + export: in Node 20
+      // that can deadlock a process for good. Exporting the key takes its mutex and allocates; a GC
+      // triggered there finalizes the dead key-generation job, whose destructor takes the same mutex
+      // (seen here: a load generator's main thread stuck in futex_wait under ExportJWKEdKey ← GC ←
+      // ~KeyGenJob). Any 32 bytes are a valid X25519 private key.
+      const privateKey = asUint8(randomBytes(32));
+      return { privateKey, publicKey: primitives.publicKeyOf(privateKey) };
+    },
     hmacSha256: (key, data) => asUint8(createHmac("sha256", key).update(data).digest()),
     hkdf2(chainingKey, inputKeyMaterial) {
       // Noise's HKDF (section 4.3) spelled out in three HMACs rather than hkdfSync: hkdfSync imports
