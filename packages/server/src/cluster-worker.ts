@@ -1,19 +1,13 @@
 // Entry point of a cluster worker process (forked by server.ts).
 import type { ServerConfig } from "./config.ts";
-import { isHandoffMessage } from "./handoff.ts";
+import { isHandoffMessage, rawHandleOf } from "./handoff.ts";
 import type { MetricSnapshot } from "./metrics.ts";
 import { ClusterWorkerRouter } from "./routing/cluster.ts";
 import { WorkerMesh } from "./routing/mesh.ts";
 import { createLogger } from "./server.ts";
 import { loadOrCreateServerKey } from "./server-key.ts";
-import {
-  isTcpListenerGrant,
-  listenExclusive,
-  listeningHandleOf,
-  listenOnHandle,
-  TCP_LISTENER_ENV,
-} from "./tcp-listener.ts";
-import { startWorker } from "./worker.ts";
+import { isTcpListenerGrant, TCP_LISTENER_ENV } from "./tcp-listener.ts";
+import { listenOn, startWorker } from "./worker.ts";
 
 const config = JSON.parse(process.env.PARLEY_WORKER_CONFIG ?? "null") as ServerConfig | null;
 if (!config) {
@@ -68,12 +62,15 @@ const worker = await startWorker({
   },
   listenTcp: async (tcp) => {
     if (createsTcpListener) {
-      const port = await listenExclusive(tcp, config.tcpPort, config.host);
-      process.send?.({ parleyTcpListenerOffer: true }, listeningHandleOf(tcp) as never);
+      // exclusive: bound here, not through node:cluster's primary.
+      const port = await listenOn(tcp, { port: config.tcpPort, host: config.host, exclusive: true });
+      const handle = rawHandleOf(tcp);
+      if (!handle) throw new Error("the TCP server has no listening handle to share");
+      process.send?.({ parleyTcpListenerOffer: true }, handle as never);
       return port;
     }
     process.send?.({ parleyTcpListenerRequest: true });
-    return listenOnHandle(tcp, await tcpListenerHandle);
+    return listenOn(tcp, await tcpListenerHandle);
   },
   collectMetrics: () =>
     new Promise((resolve) => {

@@ -8,7 +8,7 @@
 //
 // WebSocket connections are not handed off (the upgrade's HTTP state lives in `ws`); they are served
 // where they land, through the mesh, as before.
-import type { Socket } from "node:net";
+import type { Server, Socket } from "node:net";
 import type { HandoffState } from "@parley/wire";
 
 /** What travels over the cluster's IPC channel with the socket's handle (JSON: bytes as base64). */
@@ -83,10 +83,11 @@ export function decodeHandoff(msg: HandoffMessage): {
 }
 
 /**
- * The raw handle of a socket, to send over IPC as a native handle: the receiver gets it without
- * starting to read (a net.Socket would start reading in the primary, which only relays it, and bytes
- * it read would be lost).
+ * The raw handle of a socket or of a listening server, to send over IPC as a native handle: the
+ * receiver gets it without starting to read or accept (a net.Socket would start reading in the
+ * primary, which only relays it, and bytes it read would be lost; a net.Server would start an accept
+ * loop there, see ./tcp-listener.ts).
  */
-export function rawHandleOf(socket: Socket): object | undefined {
-  return (socket as unknown as { _handle?: object | null })._handle ?? undefined;
+export function rawHandleOf(socketOrServer: Socket | Server): object | undefined {
+  return (socketOrServer as unknown as { _handle?: object | null })._handle ?? undefined;
 }

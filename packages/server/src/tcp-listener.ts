@@ -12,8 +12,6 @@
 //
 // The HTTP port (WebSocket, media) keeps cluster's round-robin: WebSocket connections are served
 // where they land, so there the primary's balancing matters.
-import type { Server as TcpServer } from "node:net";
-
 /** The primary's env for a worker: whether it creates the listening socket or receives it. */
 export const TCP_LISTENER_ENV = "PARLEY_TCP_LISTENER";
 
@@ -37,35 +35,4 @@ export function isTcpListenerRequest(msg: object): msg is TcpListenerRequest {
 }
 export function isTcpListenerGrant(msg: object): msg is TcpListenerGrant {
   return "parleyTcpListener" in msg;
-}
-
-/** The raw handle a net.Server listens on (sent over IPC as a native handle: no accept loop at the receiver). */
-export function listeningHandleOf(server: TcpServer): object {
-  const handle = (server as unknown as { _handle?: object | null })._handle;
-  if (!handle) throw new Error("the TCP server is not listening");
-  return handle;
-}
-
-/** Makes `server` accept on a listening socket received as a raw handle; resolves with its port. */
-export function listenOnHandle(server: TcpServer, handle: object): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(handle, () => {
-      server.off("error", reject);
-      const address = server.address();
-      resolve(typeof address === "object" && address !== null ? address.port : 0);
-    });
-  });
-}
-
-/** Binds and listens outside node:cluster (the primary is not asked): the socket is this process's. */
-export function listenExclusive(server: TcpServer, port: number, host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen({ port, host, exclusive: true }, () => {
-      server.off("error", reject);
-      const address = server.address();
-      resolve(typeof address === "object" && address !== null ? address.port : 0);
-    });
-  });
 }

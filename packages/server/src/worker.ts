@@ -4,7 +4,7 @@
 // through the primary's round-robin, TCP accepted by each worker itself: see
 // ./tcp-listener.ts); with `workers: 0` this runs inside the calling process.
 import { createServer, type Server as HttpServer, type IncomingMessage, type ServerResponse } from "node:http";
-import { type AddressInfo, Socket, type Server as TcpServer } from "node:net";
+import { type AddressInfo, type ListenOptions, Socket, type Server as TcpServer } from "node:net";
 import {
   attachWebSocketServer,
   CloseCode,
@@ -70,10 +70,14 @@ export interface WorkerHandle {
   close(): Promise<void>;
 }
 
-function listen(server: HttpServer | TcpServer, port: number, host: string): Promise<number> {
+/**
+ * Makes `server` listen, on a port (`{ port, host }`, with `exclusive` to bypass node:cluster) or on
+ * a listening socket's raw handle received from another process; resolves with the port.
+ */
+export function listenOn(server: HttpServer | TcpServer, target: ListenOptions | object): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once("error", reject);
-    server.listen(port, host, () => {
+    server.listen(target, () => {
       server.off("error", reject);
       resolve((server.address() as AddressInfo).port);
     });
@@ -172,13 +176,13 @@ export async function startWorker(deps: WorkerDeps): Promise<WorkerHandle> {
     res.end("not found: Parley speaks its protocol on /ws (WebSocket) and on the TCP port\n");
   });
   const wss: WebSocketServer = attachWebSocketServer(http, { ...transportOptions, path: "/ws" });
-  // ws re-emits the HTTP server's errors; listen() below handles them (e.g. the port in use), and an
+  // ws re-emits the HTTP server's errors; listenOn() below handles them (e.g. the port in use), and an
   // 'error' event without a listener would end the process before the cause could be reported.
   wss.on("error", (err) => log.debug({ err }, "HTTP server error (re-emitted by ws)"));
   const tcp = config.tcpPort === 0 ? null : createTcpServer(transportOptions);
 
-  const httpPort = await listen(http, config.port, config.host);
-  const tcpPort = tcp ? await (deps.listenTcp?.(tcp) ?? listen(tcp, config.tcpPort, config.host)) : 0;
+  const httpPort = await listenOn(http, { port: config.port, host: config.host });
+  const tcpPort = tcp ? await (deps.listenTcp?.(tcp) ?? listenOn(tcp, { port: config.tcpPort, host: config.host })) : 0;
 
   return {
     gateway,
