@@ -39,9 +39,12 @@ function parsePrometheus(text: string): Map<string, number> {
   return samples;
 }
 
-async function get(port: number, path: string) {
+async function get(port: number, path: string, timeoutMs?: number) {
   // A fresh connection per request, so requests to a cluster spread over its workers.
-  const res = await fetch(`http://127.0.0.1:${port}${path}`, { headers: { connection: "close" } });
+  const res = await fetch(`http://127.0.0.1:${port}${path}`, {
+    headers: { connection: "close" },
+    ...(timeoutMs !== undefined ? { signal: AbortSignal.timeout(timeoutMs) } : {}),
+  });
   return { status: res.status, type: res.headers.get("content-type") ?? "", body: await res.text() };
 }
 
@@ -306,13 +309,8 @@ describe("/metrics and routing of a real `parley serve --workers 2`", () => {
       const pids = new Set<number>();
       for (let i = 0; i < 40 && pids.size < 2; i++) {
         // Bounded: a request the primary passed to a worker as it was killed gets no answer.
-        const h = await fetch(`http://127.0.0.1:${port}/healthz`, {
-          headers: { connection: "close" },
-          signal: AbortSignal.timeout(2000),
-        })
-          .then(async (res) => (res.status === 200 ? (JSON.parse(await res.text()) as { pid: number }) : undefined))
-          .catch(() => undefined);
-        if (h) pids.add(h.pid);
+        const h = await get(port, "/healthz", 2000).catch(() => undefined);
+        if (h?.status === 200) pids.add((JSON.parse(h.body) as { pid: number }).pid);
       }
       return pids;
     };
