@@ -50,6 +50,46 @@ describe("delivery guarantees", () => {
     }
   });
 
+  it("stop() during an offline drain leaves the backlog queued: nothing lost, nothing twice, in order", async () => {
+    const env = await startTestServer();
+    const alice = await newUser("alice", env.url);
+    const bob = await newUser("bob", env.url);
+    try {
+      await alice.sendText("bob", "warm-up");
+      await waitFor(() => bob.store.countMessages(directChatId("alice")) === 1, 15_000, "warm-up");
+      await bob.stop();
+      const texts = Array.from({ length: 300 }, (_, i) => `drained later ${i}`);
+      const ids = texts.map((t) => alice.queueText("bob", t));
+      await Promise.all(ids.map((id) => alice.waitForStatus(id, "sent", 60_000)));
+
+      const received: string[] = [];
+      let stopped: Promise<void> | undefined;
+      bob.on("message", (e) => {
+        received.push(e.message.body ?? "");
+        // stop() from inside the handler of the 5th message: the deliveries pushed behind it are
+        // already in the client's inbound queue.
+        if (received.length === 5) stopped = bob.stop();
+      });
+      await bob.start();
+      await waitFor(() => stopped, 30_000, "the drain started");
+      await stopped;
+      // Only the stanza being processed when stop() was called finishes; the pushed backlog
+      // waiting behind it is not worked through first (it stays queued on the server).
+      assert.equal(received.length, 5, `stop() went on processing ${received.length - 5} more messages`);
+
+      const drained = new Promise<void>((r) => bob.once("queue-empty", () => r()));
+      await bob.start();
+      await drained;
+      await waitFor(() => received.length >= texts.length, 60_000, "all received after the restart");
+      assert.deepEqual(received, texts, "in order, exactly once across the stop");
+      await Promise.all(ids.map((id) => alice.waitForStatus(id, "delivered", 60_000)));
+    } finally {
+      await alice.stop();
+      await bob.stop();
+      await env.stop();
+    }
+  });
+
   it("after kill -9 of the server, every message that got a first tick is delivered, without duplicates", async () => {
     const dataDir = tempDir("kill9");
     const port = await freePort();

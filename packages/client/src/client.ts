@@ -164,6 +164,12 @@ function deviceKeysRequest(keys: DeviceKeyMaterial, noise: StaticKeyPair) {
   };
 }
 const IQ_TIMEOUT_MS = 20_000;
+/**
+ * How long stop() lets the stanza being processed finish before it closes the connection anyway
+ * (a handler can wait on a server answer; an unresponsive server must not hold stop() for the IQ
+ * timeout).
+ */
+const STOP_GRACE_MS = 2_000;
 const SEND_WINDOW = 32;
 const MAX_SEND_ATTEMPTS = 5;
 const PREKEY_REFILL_BELOW = 20;
@@ -214,6 +220,12 @@ export class ParleyClient extends Emitter<ClientEvents> {
   private flushAgain = false;
   /** Serializes stanza processing so decryption happens in queue order. */
   private inbound: Promise<void> = Promise.resolve();
+  /**
+   * Bumped by stop(): stanzas received before it that have not started processing are dropped.
+   * They are unacknowledged, so the server pushes them again at the next login; a stop during a
+   * long offline drain then returns after one stanza, not after the whole backlog.
+   */
+  private inboundEpoch = 0;
   /** Acks of receipts and notifications: they ride with the next stanza sent (wire/deferred-acks.ts). */
   private readonly deferredAcks = new DeferredAcks((seqs) => this.sendDevack(seqs));
   private readonly retriedIds = new Set<string>();
@@ -664,7 +676,10 @@ export class ParleyClient extends Emitter<ClientEvents> {
         this.settle(stanza);
         return;
       }
-      this.inbound = this.inbound.then(() => this.onStanza(stanza)).catch((err) => this.emit("error", { error: err }));
+      const epoch = this.inboundEpoch;
+      this.inbound = this.inbound
+        .then(() => (epoch === this.inboundEpoch ? this.onStanza(stanza) : undefined))
+        .catch((err) => this.emit("error", { error: err }));
     });
     connection.onClose((code, reason) => {
       if (this.connection !== connection) return;
@@ -683,12 +698,21 @@ export class ParleyClient extends Emitter<ClientEvents> {
     });
   }
 
-  /** Closes the connection and stops reconnecting. */
+  /**
+   * Closes the connection and stops reconnecting. The stanza being processed finishes (at most
+   * STOP_GRACE_MS); stanzas received but not yet processed are dropped unacknowledged, so the
+   * server delivers them again at the next start().
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = undefined;
-    await this.inbound;
+    this.inboundEpoch++;
+    // The stanza in progress finishes (its store writes and ack belong together); the rest waits
+    // for the next login.
+    let grace: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([this.inbound, new Promise<void>((r) => (grace = setTimeout(r, STOP_GRACE_MS)))]);
+    clearTimeout(grace);
     this.deferredAcks.flush();
     const c = this.connection;
     this.connection = undefined;
