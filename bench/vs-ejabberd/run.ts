@@ -584,7 +584,7 @@ interface Row {
   metric: string;
   ejabberd: number | undefined;
   parley: number | undefined;
-  unit: "int" | "ms" | "kib";
+  unit: "int" | "ms" | "kib" | "us";
   lowerIsBetter: boolean;
   ejabberdCpu: CpuPoint | undefined;
   parleyCpu: CpuPoint | undefined;
@@ -592,7 +592,21 @@ interface Row {
 }
 
 const fmtValue = (v: number | undefined, unit: Row["unit"]) =>
-  v === undefined || !Number.isFinite(v) ? "-" : unit === "int" ? fmtInt(v) : unit === "ms" ? fmtMs(v) : v.toFixed(1);
+  v === undefined || !Number.isFinite(v)
+    ? "-"
+    : unit === "int"
+      ? fmtInt(v)
+      : unit === "ms"
+        ? fmtMs(v)
+        : unit === "us"
+          ? fmtInt(v)
+          : v.toFixed(1);
+/**
+ * CPU time per operation, µs, from a point's CPU share and its rate: what one login or one message
+ * costs each side, which shows whether a figure is bounded by the server or by the cores it shares.
+ */
+const perOpUs = (percent: number | undefined, perSec: number | undefined) =>
+  percent === undefined || perSec === undefined || !(perSec > 0) ? undefined : (percent / 100 / perSec) * 1e6;
 const cpuCell = (c: CpuPoint | undefined) =>
   c === undefined
     ? "-"
@@ -622,6 +636,27 @@ function buildRows(): Row[] {
       parleyCpu: pc,
       ...(note ? { note } : {}),
     });
+  /** Two rows: server and generator CPU per operation of one point, µs. */
+  const perOp = (
+    what: string,
+    ec: CpuPoint | undefined,
+    eRate: number | undefined,
+    pc: CpuPoint | undefined,
+    pRate: number | undefined,
+  ) => {
+    for (const side of ["server", "generator"] as const) {
+      const key = side === "server" ? "serverPercent" : "generatorPercent";
+      add(
+        `${side} CPU per ${what}, µs`,
+        "us",
+        true,
+        perOpUs(ec?.[key], eRate),
+        perOpUs(pc?.[key], pRate),
+        undefined,
+        undefined,
+      );
+    }
+  };
   if (workloads.has("density")) {
     const ed = e.density;
     const pd = p.density;
@@ -644,6 +679,7 @@ function buildRows(): Row[] {
       undefined,
     );
     add("logins/s", "int", false, ed?.loginsPerSec, pd?.loginsPerSec, ed?.cpu, pd?.cpu);
+    perOp("login", ed?.cpu, ed?.loginsPerSec, pd?.cpu, pd?.loginsPerSec);
   }
   if (workloads.has("messaging")) {
     const online = (label: string, eo: OnlineResult | undefined, po: OnlineResult | undefined) => {
@@ -655,6 +691,7 @@ function buildRows(): Row[] {
       add(`${label}: receipt RTT p99 ms`, "ms", true, eo?.receiptRtt.p99, po?.receiptRtt.p99, undefined, undefined);
     };
     online(`1:1 max (${pairs} pairs, ≤${maxInFlight} in flight)`, e.max, p.max);
+    perOp("message at max", e.max?.cpu, e.max?.deliveredPerSec, p.max?.cpu, p.max?.deliveredPerSec);
     online("1:1 at 50% of own max", e.half, p.half);
     if (p.atEjabberdHalf) {
       const rate = p.atEjabberdHalf.targetRate ?? 0;
@@ -685,6 +722,13 @@ function buildRows(): Row[] {
         p.atEjabberdHalf.receiptRtt.p99,
         undefined,
         undefined,
+      );
+      perOp(
+        `message at ejabberd's 50% rate`,
+        e.half?.cpu,
+        e.half?.deliveredPerSec,
+        p.atEjabberdHalf.cpu,
+        p.atEjabberdHalf.deliveredPerSec,
       );
     }
   }
