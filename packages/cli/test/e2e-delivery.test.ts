@@ -6,14 +6,34 @@ import { directChatId, openClient } from "@parley/client";
 import { SqliteStorage } from "@parley/server";
 import { freePort, newUser, startServerProcess, startTestServer, tempDir, waitFor } from "./helpers.ts";
 
+type TestServer = Awaited<ReturnType<typeof startTestServer>>;
+type User = Awaited<ReturnType<typeof newUser>>;
+
+/**
+ * Runs `body` with a server and two users, Alice and Bob, whose session is set up by one delivered
+ * message (`first`); stops all three afterwards.
+ */
+async function withAliceAndBob(
+  first: string,
+  body: (alice: User, bob: User, env: TestServer) => Promise<void>,
+): Promise<void> {
+  const env = await startTestServer();
+  const alice = await newUser("alice", env.url);
+  const bob = await newUser("bob", env.url);
+  try {
+    await alice.sendText("bob", first);
+    await waitFor(() => bob.store.countMessages(directChatId("alice")) === 1, 15_000, "first message");
+    await body(alice, bob, env);
+  } finally {
+    await alice.stop();
+    await bob.stop();
+    await env.stop();
+  }
+}
+
 describe("delivery guarantees", () => {
   it("queues 1,000 messages for an offline device and delivers them in order, exactly once", async () => {
-    const env = await startTestServer();
-    const alice = await newUser("alice", env.url);
-    const bob = await newUser("bob", env.url);
-    try {
-      await alice.sendText("bob", "warm-up"); // establishes the session while Bob is online
-      await waitFor(() => bob.store.countMessages(directChatId("alice")) === 1, 15_000, "warm-up");
+    await withAliceAndBob("warm-up", async (alice, bob, env) => {
       await bob.stop();
       const texts = Array.from({ length: 1000 }, (_, i) => `offline message ${i}`);
       const ids = texts.map((t) => alice.queueText("bob", t));
@@ -43,20 +63,11 @@ describe("delivery guarantees", () => {
         await storage.close();
       }
       await Promise.all(ids.map((id) => alice.waitForStatus(id, "delivered", 60_000)));
-    } finally {
-      await alice.stop();
-      await bob.stop();
-      await env.stop();
-    }
+    });
   });
 
   it("stop() during an offline drain leaves the backlog queued: nothing lost, nothing twice, in order", async () => {
-    const env = await startTestServer();
-    const alice = await newUser("alice", env.url);
-    const bob = await newUser("bob", env.url);
-    try {
-      await alice.sendText("bob", "warm-up");
-      await waitFor(() => bob.store.countMessages(directChatId("alice")) === 1, 15_000, "warm-up");
+    await withAliceAndBob("warm-up", async (alice, bob) => {
       await bob.stop();
       const texts = Array.from({ length: 300 }, (_, i) => `drained later ${i}`);
       const ids = texts.map((t) => alice.queueText("bob", t));
@@ -83,11 +94,7 @@ describe("delivery guarantees", () => {
       await waitFor(() => received.length >= texts.length, 60_000, "all received after the restart");
       assert.deepEqual(received, texts, "in order, exactly once across the stop");
       await Promise.all(ids.map((id) => alice.waitForStatus(id, "delivered", 60_000)));
-    } finally {
-      await alice.stop();
-      await bob.stop();
-      await env.stop();
-    }
+    });
   });
 
   it("after kill -9 of the server, every message that got a first tick is delivered, without duplicates", async () => {
@@ -168,12 +175,7 @@ describe("delivery guarantees", () => {
   });
 
   it("repairs a broken session: placeholder, one retry receipt, resend, then the real message", async () => {
-    const env = await startTestServer();
-    const alice = await newUser("alice", env.url);
-    const bob = await newUser("bob", env.url);
-    try {
-      await alice.sendText("bob", "before the break");
-      await waitFor(() => bob.store.countMessages(directChatId("alice")) === 1, 15_000, "first message");
+    await withAliceAndBob("before the break", async (alice, bob) => {
       // Bob loses his session (e.g. restored an old backup): Alice's next message cannot be decrypted.
       bob.store.deleteSession({ name: "alice", deviceId: 1 });
       const failures: string[] = [];
@@ -192,10 +194,6 @@ describe("delivery guarantees", () => {
       // The repaired session keeps working both ways.
       await bob.sendText("alice", "works again");
       await waitFor(() => alice.store.countMessages(directChatId("bob")) === 3, 15_000, "reply");
-    } finally {
-      await alice.stop();
-      await bob.stop();
-      await env.stop();
-    }
+    });
   });
 });
