@@ -97,6 +97,39 @@ describe("delivery guarantees", () => {
     });
   });
 
+  it("stop() while the server holds back the acks, then start() on the same client: the outbox goes out", async () => {
+    const dataDir = tempDir("held-acks");
+    const port = await freePort();
+    const tcpPort = await freePort();
+    const server = await startServerProcess({ dataDir, port, tcpPort, workers: 1 });
+    const alice = await newUser("alice", server.url);
+    const bob = await newUser("bob", server.url);
+    const group = -server.child.pid!;
+    try {
+      await alice.sendText("bob", "warm-up");
+      await waitFor(() => bob.store.countMessages(directChatId("alice")) === 1, 15_000, "warm-up");
+      const received: string[] = [];
+      bob.on("message", (e) => received.push(e.message.body ?? ""));
+      // The server stops answering: Alice's sends leave, their acks (first ticks) do not come back.
+      process.kill(group, "SIGSTOP");
+      const texts = Array.from({ length: 20 }, (_, i) => `sent while the server hung ${i}`);
+      const ids = texts.map((t) => alice.queueText("bob", t));
+      await new Promise((r) => setTimeout(r, 300));
+      await alice.stop();
+      process.kill(group, "SIGCONT");
+      // The same client object starts again: the sends that waited for acks must not block its outbox.
+      await alice.start();
+      await Promise.all(ids.map((id) => alice.waitForStatus(id, "sent", 30_000)));
+      await waitFor(() => received.length >= texts.length, 30_000, "all delivered");
+      assert.deepEqual(received, texts, "in order, once each (the server got some of them twice)");
+    } finally {
+      process.kill(group, "SIGCONT");
+      await alice.stop();
+      await bob.stop();
+      await server.stop();
+    }
+  });
+
   it("after kill -9 of the server, every message that got a first tick is delivered, without duplicates", async () => {
     const dataDir = tempDir("kill9");
     const port = await freePort();

@@ -218,6 +218,8 @@ export class ParleyClient extends Emitter<ClientEvents> {
   /** Serializes encrypt+send (see sendEncrypted). */
   private sendChain: Promise<unknown> = Promise.resolve();
   private flushAgain = false;
+  /** The outbox flush running now: stop() waits for it, since its last steps write the store. */
+  private outboxFlush: Promise<void> | undefined;
   /** Serializes stanza processing so decryption happens in queue order. */
   private inbound: Promise<void> = Promise.resolve();
   /**
@@ -684,14 +686,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
     connection.onClose((code, reason) => {
       if (this.connection !== connection) return;
       this.connection = undefined;
-      this.deferredAcks.clear(); // the server sends those entries again after the reconnect
-      for (const [, p] of this.iqs) {
-        clearTimeout(p.timer);
-        p.reject(new ClientError("DISCONNECTED", `connection closed: ${reason}`));
-      }
-      this.iqs.clear();
-      for (const [, p] of this.acks) p.reject(new ClientError("DISCONNECTED", `connection closed: ${reason}`));
-      this.acks.clear();
+      this.failPending(reason);
       if (this.stopped) return;
       this.setState("disconnected", `${code} ${reason}`);
       this.scheduleReconnect();
@@ -699,9 +694,10 @@ export class ParleyClient extends Emitter<ClientEvents> {
   }
 
   /**
-   * Closes the connection and stops reconnecting. The stanza being processed finishes (at most
-   * STOP_GRACE_MS); stanzas received but not yet processed are dropped unacknowledged, so the
-   * server delivers them again at the next start().
+   * Closes the connection and stops reconnecting. The stanza being processed finishes (a wait on
+   * the server inside it ends after STOP_GRACE_MS); stanzas received but not yet processed are
+   * dropped unacknowledged, so the server delivers them again at the next start(). Requests still
+   * waiting for the server fail with DISCONNECTED.
    */
   async stop(): Promise<void> {
     this.stopped = true;
@@ -709,15 +705,35 @@ export class ParleyClient extends Emitter<ClientEvents> {
     this.reconnectTimer = undefined;
     this.inboundEpoch++;
     // The stanza in progress finishes (its store writes and ack belong together); the rest waits
-    // for the next login.
+    // for the next login. If it waits on the server for longer than the grace, closing the
+    // connection ends that wait (DISCONNECTED), and the handler finishes before stop() returns, so
+    // the caller may close the store.
     let grace: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([this.inbound, new Promise<void>((r) => (grace = setTimeout(r, STOP_GRACE_MS)))]);
+    const settled = await Promise.race([
+      this.inbound.then(() => true),
+      new Promise<false>((r) => (grace = setTimeout(() => r(false), STOP_GRACE_MS))),
+    ]);
     clearTimeout(grace);
-    this.deferredAcks.flush();
+    if (settled) this.deferredAcks.flush();
     const c = this.connection;
     this.connection = undefined;
     c?.close(1000, "client stopped");
+    this.failPending("client stopped");
+    await this.inbound;
+    await this.outboxFlush?.catch(() => {});
     this.setState("stopped");
+  }
+
+  /** Fails every request waiting on the server (the connection is gone); unsent deferred acks go too. */
+  private failPending(reason: string): void {
+    this.deferredAcks.clear(); // the server sends those entries again after the reconnect
+    for (const [, p] of this.iqs) {
+      clearTimeout(p.timer);
+      p.reject(new ClientError("DISCONNECTED", `connection closed: ${reason}`));
+    }
+    this.iqs.clear();
+    for (const [, p] of this.acks) p.reject(new ClientError("DISCONNECTED", `connection closed: ${reason}`));
+    this.acks.clear();
   }
 
   private sendStanza(stanza: Stanza): void {
@@ -1150,6 +1166,14 @@ export class ParleyClient extends Emitter<ClientEvents> {
       return;
     }
     this.flushing = true;
+    const run = this.flushOutboxLoop();
+    if (this.flushing) this.outboxFlush = run; // (a loop with nothing to wait for is over already)
+    return run;
+  }
+
+  private async flushOutboxLoop(): Promise<void> {
+    // `flushing` is cleared in the same turn as the loop's last check of flushAgain: a flush asked
+    // for in between would otherwise be lost.
     try {
       do {
         this.flushAgain = false;
@@ -1204,6 +1228,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
       } while (this.flushAgain && this.state === "connected");
     } finally {
       this.flushing = false;
+      this.outboxFlush = undefined;
     }
   }
 
