@@ -6,7 +6,8 @@
 // Usage: node scripts/run-tests.mjs [path-prefix ...]
 //   e.g. node scripts/run-tests.mjs packages/wire test/architecture.test.ts
 import { spawnSync } from "node:child_process";
-import { readdirSync, statSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -48,9 +49,15 @@ const args = [
   "--test-timeout=600000",
   ...files,
 ];
+// Every temporary directory the tests make (profiles, data dirs, media files: ~60 MB a run) goes
+// under one directory, TMPDIR for the test processes and the servers they start, which is removed
+// afterwards. PARLEY_KEEP_TEST_TMP=1 keeps it for a look after a failure.
+const runTmp = mkdtempSync(join(tmpdir(), "parley-tests-"));
 const result = spawnSync(process.execPath, args, {
   cwd: root,
   stdio: "inherit",
-  env: { ...process.env, NODE_ENV: "test" },
+  env: { ...process.env, NODE_ENV: "test", TMPDIR: runTmp },
 });
+if (process.env.PARLEY_KEEP_TEST_TMP === "1") console.error(`test temporary files kept in ${runTmp}`);
+else rmSync(runTmp, { recursive: true, force: true, maxRetries: 3 });
 process.exit(result.status ?? 1);
