@@ -31,6 +31,11 @@ async function withAliceAndBob(
   }
 }
 
+/** Where a `parley serve` process runs: a fresh data directory and free ports, to restart it on. */
+async function serverPlace(prefix: string, workers: number) {
+  return { dataDir: tempDir(prefix), port: await freePort(), tcpPort: await freePort(), workers };
+}
+
 describe("delivery guarantees", () => {
   it("queues 1,000 messages for an offline device and delivers them in order, exactly once", async () => {
     await withAliceAndBob("warm-up", async (alice, bob, env) => {
@@ -98,10 +103,8 @@ describe("delivery guarantees", () => {
   });
 
   it("stop() while the server holds back the acks, then start() on the same client: the outbox goes out", async () => {
-    const dataDir = tempDir("held-acks");
-    const port = await freePort();
-    const tcpPort = await freePort();
-    const server = await startServerProcess({ dataDir, port, tcpPort, workers: 1 });
+    const place = await serverPlace("held-acks", 1);
+    const server = await startServerProcess(place);
     const alice = await newUser("alice", server.url);
     const bob = await newUser("bob", server.url);
     const group = -server.child.pid!;
@@ -131,10 +134,8 @@ describe("delivery guarantees", () => {
   });
 
   it("after kill -9 of the server, every message that got a first tick is delivered, without duplicates", async () => {
-    const dataDir = tempDir("kill9");
-    const port = await freePort();
-    const tcpPort = await freePort();
-    let server = await startServerProcess({ dataDir, port, tcpPort, workers: 2 });
+    const place = await serverPlace("kill9", 2);
+    let server = await startServerProcess(place);
     const alice = await newUser("alice", server.url);
     const bob = await newUser("bob", server.url);
     try {
@@ -151,7 +152,7 @@ describe("delivery guarantees", () => {
       const tickedAtKill = new Set(ticked);
       assert.ok(tickedAtKill.size >= 50);
 
-      server = await startServerProcess({ dataDir, port, tcpPort, workers: 2 });
+      server = await startServerProcess(place);
       // Alice reconnects by herself and sends what had no tick yet.
       await Promise.all(ids.map((id) => alice.waitForStatus(id, "sent", 120_000)));
       const received = new Map<string, number>();
@@ -173,10 +174,8 @@ describe("delivery guarantees", () => {
   });
 
   it("delivers messages written while the server was down, also across a client restart", async () => {
-    const dataDir = tempDir("outbox");
-    const port = await freePort();
-    const tcpPort = await freePort();
-    let server = await startServerProcess({ dataDir, port, tcpPort, workers: 1 });
+    const place = await serverPlace("outbox", 1);
+    let server = await startServerProcess(place);
     const aliceDir = tempDir("alice-outbox");
     let alice = await newUser("alice", server.url, aliceDir);
     const bob = await newUser("bob", server.url);
@@ -194,7 +193,7 @@ describe("delivery guarantees", () => {
       // messages in) while Alice is still waiting for her ticks.
       const received: string[] = [];
       bob.on("message", (e) => received.push(e.message.body ?? ""));
-      server = await startServerProcess({ dataDir, port, tcpPort, workers: 1 });
+      server = await startServerProcess(place);
       await alice.start();
       for (const id of [...first, second]) await alice.waitForStatus(id, "sent", 60_000);
       await bob.start().catch(() => bob.waitConnected());
