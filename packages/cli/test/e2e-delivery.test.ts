@@ -115,10 +115,14 @@ describe("delivery guarantees", () => {
       bob.on("message", (e) => received.push(e.message.body ?? ""));
       // The server stops answering: Alice's sends leave, their acks (first ticks) do not come back.
       process.kill(group, "SIGSTOP");
-      const texts = Array.from({ length: 20 }, (_, i) => `sent while the server hung ${i}`);
+      const texts = Array.from({ length: 50 }, (_, i) => `sent while the server hung ${i}`); // > one send window (32)
       const ids = texts.map((t) => alice.queueText("bob", t));
       await new Promise((r) => setTimeout(r, 300));
       await alice.stop();
+      // A lost connection is not a failed attempt: nothing counts towards giving up on a message.
+      const outbox = alice.store.nextOutboxBatch({ now: Date.now() + 3_600_000, limit: 100 });
+      assert.equal(outbox.length, texts.length);
+      assert.deepEqual(new Set(outbox.map((o) => o.attempts)), new Set([0]));
       process.kill(group, "SIGCONT");
       // The same client object starts again: the sends that waited for acks must not block its outbox.
       await alice.start();

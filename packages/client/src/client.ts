@@ -718,10 +718,12 @@ export class ParleyClient extends Emitter<ClientEvents> {
     const c = this.connection;
     this.connection = undefined;
     c?.close(1000, "client stopped");
+    // No longer "connected" before the requests fail: the outbox flush must stop, not retry its
+    // batch against no connection until the messages count as failed.
+    this.setState("stopped");
     this.failPending("client stopped");
     await this.inbound;
     await this.outboxFlush?.catch(() => {});
-    this.setState("stopped");
   }
 
   /** Fails every request waiting on the server (the connection is gone); unsent deferred acks go too. */
@@ -1181,6 +1183,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
           const batch = this.store.nextOutboxBatch({ now: this.now(), limit: SEND_WINDOW });
           if (batch.length === 0) break;
           const inFlight: Promise<void>[] = [];
+          let disconnected = false;
           for (const item of batch) {
             const m = item.message;
             const { kind, target } = parseChatId(m.chatId);
@@ -1199,7 +1202,6 @@ export class ParleyClient extends Emitter<ClientEvents> {
                   if (this.store.markSent(m.id, serverTs * 1000)) this.emit("status", { id: m.id, status: "sent" });
                 },
                 (err: unknown) => {
-                  const attempts = item.attempts + 1;
                   const e =
                     err instanceof ClientError
                       ? err
@@ -1207,22 +1209,27 @@ export class ParleyClient extends Emitter<ClientEvents> {
                           (err as { code?: string }).code ?? "SEND",
                           String((err as Error).message ?? err),
                         );
+                  if (e.code === "DISCONNECTED") {
+                    // The connection went away, not the message: it stays due, no attempt counted
+                    // (a phone in a tunnel must not fail its messages), and the next login's flush
+                    // sends it (if the server had stored the first copy, devices dedupe by message id).
+                    disconnected = true;
+                    return;
+                  }
+                  const attempts = item.attempts + 1;
                   if (e.code === "not-found" || e.code === "not-member" || attempts >= MAX_SEND_ATTEMPTS) {
                     this.store.markFailed(m.id, e.message);
                     this.emit("status", { id: m.id, status: "failed" });
                   } else {
                     const backoff = Math.round(Math.min(60_000, 1000 * 2 ** attempts) * (0.5 + Math.random() / 2));
-                    this.store.markAttemptFailed(
-                      m.id,
-                      this.now() + (e.code === "DISCONNECTED" ? 0 : backoff),
-                      e.message,
-                    );
+                    this.store.markAttemptFailed(m.id, this.now() + backoff, e.message);
                   }
                 },
               ),
             );
           }
           await Promise.all(inFlight);
+          if (disconnected) return;
           if (batch.length < SEND_WINDOW) break;
         }
       } while (this.flushAgain && this.state === "connected");
