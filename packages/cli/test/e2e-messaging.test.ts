@@ -44,6 +44,28 @@ describe("1:1 messaging through a real server", () => {
     assert.equal(a, b);
   });
 
+  it("a stop() during start() keeps the client stopped", async () => {
+    await bob.stop();
+    const states: string[] = [];
+    const off = bob.on("connection", (e) => states.push(e.state));
+    try {
+      const starting = bob.start();
+      await bob.stop(); // while the handshake and login are under way
+      const started = await starting.then(
+        () => "resolved",
+        (err: { code?: string }) => err.code,
+      );
+      assert.equal(started, "STOPPED");
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(bob.connectionState, "stopped", `states: ${states.join(" → ")}`);
+      assert.ok(!states.includes("connected"), `states: ${states.join(" → ")}`);
+    } finally {
+      off();
+    }
+    await bob.start();
+    assert.equal(bob.connectionState, "connected");
+  });
+
   it("relays typing and presence", async () => {
     const typing: string[] = [];
     bob.on("typing", (e) => typing.push(`${e.user}:${e.state}`));

@@ -615,6 +615,11 @@ export class ParleyClient extends Emitter<ClientEvents> {
           userAgent: this.options.userAgent ?? "parley-sdk",
         }),
       });
+      if (this.stopped) {
+        // stop() came while this login was under way: it must not bring the client back online.
+        connection.close(1000, "client stopped");
+        throw new ClientError("STOPPED", "stopped before the login completed");
+      }
       const hello = decodeServerHello(loginResult);
       if (hello.result !== "ok") {
         connection.close(1000, "login refused");
@@ -634,6 +639,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
       }
     } catch (err) {
       const e = err instanceof Error ? err : new Error(String(err));
+      if (this.stopped) throw e; // stays "stopped"
       this.setState("disconnected", e.message);
       if (this.isFatalLoginError(e)) {
         this.stopped = true;
