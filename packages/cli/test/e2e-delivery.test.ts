@@ -137,6 +137,21 @@ describe("delivery guarantees", () => {
     }
   });
 
+  it("a message put off by a failed attempt goes out when it is due, with nothing else to trigger it", async () => {
+    await withAliceAndBob("warm-up", async (alice, bob) => {
+      const received: string[] = [];
+      bob.on("message", (e) => received.push(e.message.body ?? ""));
+      // As after an attempt that failed (a timeout, say): in the outbox, due in 1.5 s.
+      const id = "00112233aabbccdd";
+      alice.store.queueOutgoing({ id, chatId: directChatId("bob"), body: "retried later", sentAt: Date.now() });
+      alice.store.markAttemptFailed(id, Date.now() + 1500, "TIMEOUT: no answer to fetch-bundles");
+      await alice.flushOutbox(); // nothing is due yet
+      assert.equal(alice.store.outboxSize(), 1);
+      await alice.waitForStatus(id, "sent", 15_000);
+      await waitFor(() => received.includes("retried later"), 15_000, "delivered");
+    });
+  });
+
   it("after kill -9 of the server, every message that got a first tick is delivered, without duplicates", async () => {
     const place = await serverPlace("kill9", 2);
     let server = await startServerProcess(place);

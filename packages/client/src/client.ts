@@ -220,6 +220,8 @@ export class ParleyClient extends Emitter<ClientEvents> {
   private flushAgain = false;
   /** The outbox flush running now: stop() waits for it, since its last steps write the store. */
   private outboxFlush: Promise<void> | undefined;
+  /** Flushes again when the earliest entry put off by a failed attempt (backoff) is due. */
+  private outboxRetryTimer: ReturnType<typeof setTimeout> | undefined;
   /** Serializes stanza processing so decryption happens in queue order. */
   private inbound: Promise<void> = Promise.resolve();
   /**
@@ -730,6 +732,8 @@ export class ParleyClient extends Emitter<ClientEvents> {
     this.failPending("client stopped");
     await this.inbound;
     await this.outboxFlush?.catch(() => {});
+    clearTimeout(this.outboxRetryTimer);
+    this.outboxRetryTimer = undefined;
   }
 
   /** Fails every request waiting on the server (the connection is gone); unsent deferred acks go too. */
@@ -1239,10 +1243,30 @@ export class ParleyClient extends Emitter<ClientEvents> {
           if (batch.length < SEND_WINDOW) break;
         }
       } while (this.flushAgain && this.state === "connected");
+      this.armOutboxRetry();
     } finally {
       this.flushing = false;
       this.outboxFlush = undefined;
     }
+  }
+
+  /**
+   * Entries put off by a failed attempt are due later; nothing else would flush for them while the
+   * connection stays up (a reconnect flushes anyway), so a timer does.
+   */
+  private armOutboxRetry(): void {
+    clearTimeout(this.outboxRetryTimer);
+    this.outboxRetryTimer = undefined;
+    if (this.state !== "connected") return;
+    const due = this.store.nextOutboxAttemptAt();
+    if (due === undefined) return;
+    this.outboxRetryTimer = setTimeout(
+      () => {
+        this.outboxRetryTimer = undefined;
+        if (this.state === "connected") void this.flushOutbox();
+      },
+      Math.min(60_000, Math.max(0, due - this.now())),
+    );
   }
 
   /**

@@ -19,6 +19,7 @@ describe("outbox", () => {
 
       const store = await openProfileStore({ dir });
       assert.equal(store.outboxSize(), 5);
+      assert.equal(store.nextOutboxAttemptAt(), 1000, "the earliest entry's time");
       const due = store.nextOutboxBatch({ now: 2000 });
       assert.deepEqual(
         due.map((i) => i.message.id),
@@ -34,10 +35,13 @@ describe("outbox", () => {
           ["o1", 1, "socket closed"],
         ],
       );
+      for (const id of ["o0", "o2", "o3", "o4"]) store.markSent(id, 7000);
+      assert.equal(store.nextOutboxAttemptAt(), 5000, "only the put-off entry is left");
       for (const item of store.nextOutboxBatch({ now: 9999 })) {
         assert.equal(store.markSent(item.message.id, 7000), true);
       }
       assert.equal(store.outboxSize(), 0);
+      assert.equal(store.nextOutboxAttemptAt(), undefined);
       assert.equal(store.getMessage(ALICE, "o3")?.status, "sent");
       assert.equal(store.getMessage(ALICE, "o3")?.serverAt, 7000);
       assert.equal(store.markSent("o3", 8000), false, "second ack is a no-op");

@@ -798,6 +798,10 @@ export class SqliteProfileStore implements ProfileStore {
     return this.#get<{ n: number }>("SELECT count(*) AS n FROM outbox")?.n ?? 0;
   }
 
+  nextOutboxAttemptAt(): number | undefined {
+    return this.#get<{ t: number | null }>("SELECT min(next_attempt_at) AS t FROM outbox")?.t ?? undefined;
+  }
+
   // -- history, counts, search ------------------------------------------------------------
 
   history(chatId: ChatId, options: HistoryOptions = {}): HistoryPage {

@@ -351,6 +351,8 @@ export interface ProfileStore {
   /** Puts a failed message back into the outbox (status pending, attempts 0). */
   retryFailed(id: string, now?: number): boolean;
   outboxSize(): number;
+  /** When the outbox's earliest entry is due (ms since the epoch), or undefined when it is empty. */
+  nextOutboxAttemptAt(): number | undefined;
 
   // history, counts, search
   history(chatId: ChatId, options?: HistoryOptions): HistoryPage;
