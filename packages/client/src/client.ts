@@ -220,6 +220,8 @@ export class ParleyClient extends Emitter<ClientEvents> {
   private flushAgain = false;
   /** The outbox flush running now: stop() waits for it, since its last steps write the store. */
   private outboxFlush: Promise<void> | undefined;
+  /** Work started without waiting for it (see inBackground): stop() waits for it too. */
+  private readonly background = new Set<Promise<void>>();
   /** Flushes again when the earliest entry put off by a failed attempt (backoff) is due. */
   private outboxRetryTimer: ReturnType<typeof setTimeout> | undefined;
   /** Serializes stanza processing so decryption happens in queue order. */
@@ -631,11 +633,9 @@ export class ParleyClient extends Emitter<ClientEvents> {
       this.attachConnection(connection);
       this.setState("connected");
       void this.flushOutbox();
-      void this.checkPreKeys();
+      this.inBackground(this.checkPreKeys());
       // Groups joined or changed while this device was away or before it was linked.
-      this.groupEngine.sync().catch((err: unknown) => {
-        if ((err as { code?: string }).code !== "DISCONNECTED") this.emit("error", { error: err as Error });
-      });
+      this.inBackground(this.groupEngine.sync());
       if (this.store.listContacts().length > 0) {
         this.iq({ op: "set-contacts", users: this.store.listContacts().map((c) => c.name) }).catch(() => {});
       }
@@ -732,8 +732,28 @@ export class ParleyClient extends Emitter<ClientEvents> {
     this.failPending("client stopped");
     await this.inbound;
     await this.outboxFlush?.catch(() => {});
+    await Promise.all(this.background);
     clearTimeout(this.outboxRetryTimer);
     this.outboxRetryTimer = undefined;
+  }
+
+  /**
+   * Runs work that nothing waits for (prekey refills, group sync, resends after a retry receipt,
+   * adding a contact). stop() waits for it, because it writes the store; its failure is reported as
+   * an "error" event, except a lost connection (the work is redone after the next login) or, when
+   * `quiet`, any failure.
+   */
+  private inBackground(task: Promise<unknown>, quiet = false): void {
+    const settled: Promise<void> = task
+      .then(
+        () => {},
+        (err: unknown) => {
+          const lost = (err as { code?: string }).code === "DISCONNECTED" || this.stopped;
+          if (!quiet && !lost) this.emit("error", { error: err as Error });
+        },
+      )
+      .finally(() => this.background.delete(settled));
+    this.background.add(settled);
   }
 
   /** Fails every request waiting on the server (the connection is gone); unsent deferred acks go too. */
@@ -948,7 +968,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
     if (r.from) {
       if (r.type === "retry") {
         // Not awaited: the resend waits for bundles and acks, which must not hold up later stanzas.
-        void this.resendAfterRetry(r.from, ids);
+        this.inBackground(this.resendAfterRetry(r.from, ids));
       } else {
         const me = this.accountName!;
         if (r.from.user === me && r.type === "read") {
@@ -989,6 +1009,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
     // Drop the broken session and start a new one from a fresh bundle.
     this.store.deleteSession(address);
     for (const id of ids) {
+      if (this.stopped) return;
       const m = this.store.getMessage(me, id);
       if (!m || m.body === null) continue;
       const { kind, target } = parseChatId(m.chatId);
@@ -1007,7 +1028,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
         this.emit("queue-empty", {});
         break;
       case "prekeys-low":
-        void this.checkPreKeys();
+        this.inBackground(this.checkPreKeys());
         break;
       case "devices-changed":
         this.deviceCache.delete(n.event.user);
@@ -1071,7 +1092,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
     const id = toHex(getCrypto().randomBytes(8));
     const chatId = directChatId(to);
     this.ensureChat(chatId);
-    if (!this.store.getContact(to) && to !== this.accountName) void this.addContact(to).catch(() => {});
+    if (!this.store.getContact(to) && to !== this.accountName) this.inBackground(this.addContact(to), true);
     this.store.queueOutgoing({ id, chatId, body: text, sentAt: this.now() });
     if (this.state === "connected") void this.flushOutbox();
     return id;
