@@ -1047,38 +1047,35 @@ export class ParleyClient extends Emitter<ClientEvents> {
 
   // ---------------------------------------------------------------- prekeys
 
+  /** Tops up one-time prekeys when the server runs low. Runs through inBackground(), which reports its errors. */
   private async checkPreKeys(): Promise<void> {
-    try {
-      const counts = await this.iq({ op: "prekey-count" });
-      if (counts.op !== "prekey-count") return;
-      if (counts.oneTime >= PREKEY_REFILL_BELOW && counts.kyberOneTime >= PREKEY_REFILL_BELOW) return;
-      const identityBytes = this.store.getMeta("identityKeyPair")!;
-      const identity = { privateKey: identityBytes.slice(0, 32), publicKey: identityBytes.slice(32) };
-      const batch = this.options.preKeyBatch ?? 100;
-      const kyberBatch = Math.min(30, this.options.kyberPreKeyBatch ?? 20);
-      const nextPre = this.store.getMeta("nextPreKeyId") ?? 1;
-      const nextKyber = this.store.getMeta("nextKyberPreKeyId") ?? 2;
-      const pre = counts.oneTime < PREKEY_REFILL_BELOW ? generatePreKeys(nextPre, batch) : [];
-      const kyber =
-        counts.kyberOneTime < PREKEY_REFILL_BELOW ? generateKyberPreKeys(identity, nextKyber, kyberBatch) : [];
-      this.store.transaction(() => {
-        for (const k of pre) this.store.savePreKey("prekey", k.id, serializePreKeyRecord(k));
-        for (const k of kyber) this.store.savePreKey("kyber", k.id, serializeKyberPreKeyRecord(k));
-        this.store.setMeta("nextPreKeyId", nextPre + pre.length);
-        this.store.setMeta("nextKyberPreKeyId", nextKyber + kyber.length);
-      });
-      await this.iq({
-        op: "upload-prekeys",
-        oneTimePreKeys: pre.map((k) => ({ id: k.id, key: encodePublicKey(k.keyPair.publicKey) })),
-        kyberOneTimePreKeys: kyber.map((k) => ({
-          id: k.id,
-          key: serializeKemPublicKey(k.keyPair.type, k.keyPair.publicKey),
-          signature: k.signature,
-        })),
-      });
-    } catch (err) {
-      if (!(err instanceof ClientError && err.code === "DISCONNECTED")) this.emit("error", { error: err as Error });
-    }
+    const counts = await this.iq({ op: "prekey-count" });
+    if (counts.op !== "prekey-count") return;
+    if (counts.oneTime >= PREKEY_REFILL_BELOW && counts.kyberOneTime >= PREKEY_REFILL_BELOW) return;
+    const identityBytes = this.store.getMeta("identityKeyPair")!;
+    const identity = { privateKey: identityBytes.slice(0, 32), publicKey: identityBytes.slice(32) };
+    const batch = this.options.preKeyBatch ?? 100;
+    const kyberBatch = Math.min(30, this.options.kyberPreKeyBatch ?? 20);
+    const nextPre = this.store.getMeta("nextPreKeyId") ?? 1;
+    const nextKyber = this.store.getMeta("nextKyberPreKeyId") ?? 2;
+    const pre = counts.oneTime < PREKEY_REFILL_BELOW ? generatePreKeys(nextPre, batch) : [];
+    const kyber =
+      counts.kyberOneTime < PREKEY_REFILL_BELOW ? generateKyberPreKeys(identity, nextKyber, kyberBatch) : [];
+    this.store.transaction(() => {
+      for (const k of pre) this.store.savePreKey("prekey", k.id, serializePreKeyRecord(k));
+      for (const k of kyber) this.store.savePreKey("kyber", k.id, serializeKyberPreKeyRecord(k));
+      this.store.setMeta("nextPreKeyId", nextPre + pre.length);
+      this.store.setMeta("nextKyberPreKeyId", nextKyber + kyber.length);
+    });
+    await this.iq({
+      op: "upload-prekeys",
+      oneTimePreKeys: pre.map((k) => ({ id: k.id, key: encodePublicKey(k.keyPair.publicKey) })),
+      kyberOneTimePreKeys: kyber.map((k) => ({
+        id: k.id,
+        key: serializeKemPublicKey(k.keyPair.type, k.keyPair.publicKey),
+        signature: k.signature,
+      })),
+    });
   }
 
   // ---------------------------------------------------------------- sending
