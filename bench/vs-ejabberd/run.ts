@@ -594,13 +594,11 @@ interface Row {
 const fmtValue = (v: number | undefined, unit: Row["unit"]) =>
   v === undefined || !Number.isFinite(v)
     ? "-"
-    : unit === "int"
+    : unit === "int" || unit === "us"
       ? fmtInt(v)
       : unit === "ms"
         ? fmtMs(v)
-        : unit === "us"
-          ? fmtInt(v)
-          : v.toFixed(1);
+        : v.toFixed(1);
 /**
  * CPU time per operation, µs, from a point's CPU share and its rate: what one login or one message
  * costs each side, which shows whether a figure is bounded by the server or by the cores it shares.
