@@ -6,18 +6,18 @@ import { directChatId, openClient } from "@parley/client";
 import { SqliteStorage } from "@parley/server";
 import { freePort, newUser, startServerProcess, startTestServer, tempDir, waitFor } from "./helpers.ts";
 
-type TestServer = Awaited<ReturnType<typeof startTestServer>>;
 type User = Awaited<ReturnType<typeof newUser>>;
 
 /**
- * Runs `body` with a server and two users, Alice and Bob, whose session is set up by one delivered
- * message (`first`); stops all three afterwards.
+ * Runs `body` with the server `startServer` starts and two users, Alice and Bob, whose session is
+ * set up by one delivered message (`first`); stops all three afterwards.
  */
-async function withAliceAndBob(
+async function withAliceAndBob<S extends { url: string; stop(): Promise<unknown> }>(
+  startServer: () => Promise<S>,
   first: string,
-  body: (alice: User, bob: User, env: TestServer) => Promise<void>,
+  body: (alice: User, bob: User, env: S) => Promise<void>,
 ): Promise<void> {
-  const env = await startTestServer();
+  const env = await startServer();
   const alice = await newUser("alice", env.url);
   const bob = await newUser("bob", env.url);
   try {
@@ -38,7 +38,7 @@ async function serverPlace(prefix: string, workers: number) {
 
 describe("delivery guarantees", () => {
   it("queues 1,000 messages for an offline device and delivers them in order, exactly once", async () => {
-    await withAliceAndBob("warm-up", async (alice, bob, env) => {
+    await withAliceAndBob(startTestServer, "warm-up", async (alice, bob, env) => {
       await bob.stop();
       const texts = Array.from({ length: 1000 }, (_, i) => `offline message ${i}`);
       const ids = texts.map((t) => alice.queueText("bob", t));
@@ -72,7 +72,7 @@ describe("delivery guarantees", () => {
   });
 
   it("stop() during an offline drain leaves the backlog queued: nothing lost, nothing twice, in order", async () => {
-    await withAliceAndBob("warm-up", async (alice, bob) => {
+    await withAliceAndBob(startTestServer, "warm-up", async (alice, bob) => {
       await bob.stop();
       const texts = Array.from({ length: 300 }, (_, i) => `drained later ${i}`);
       const ids = texts.map((t) => alice.queueText("bob", t));
@@ -104,41 +104,39 @@ describe("delivery guarantees", () => {
 
   it("stop() while the server holds back the acks, then start() on the same client: the outbox goes out", async () => {
     const place = await serverPlace("held-acks", 1);
-    const server = await startServerProcess(place);
-    const alice = await newUser("alice", server.url);
-    const bob = await newUser("bob", server.url);
-    const group = -server.child.pid!;
-    try {
-      await alice.sendText("bob", "warm-up");
-      await waitFor(() => bob.store.countMessages(directChatId("alice")) === 1, 15_000, "warm-up");
-      const received: string[] = [];
-      bob.on("message", (e) => received.push(e.message.body ?? ""));
-      // The server stops answering: Alice's sends leave, their acks (first ticks) do not come back.
-      process.kill(group, "SIGSTOP");
-      const texts = Array.from({ length: 50 }, (_, i) => `sent while the server hung ${i}`); // > one send window (32)
-      const ids = texts.map((t) => alice.queueText("bob", t));
-      await new Promise((r) => setTimeout(r, 300));
-      await alice.stop();
-      // A lost connection is not a failed attempt: nothing counts towards giving up on a message.
-      const outbox = alice.store.nextOutboxBatch({ now: Date.now() + 3_600_000, limit: 100 });
-      assert.equal(outbox.length, texts.length);
-      assert.deepEqual(new Set(outbox.map((o) => o.attempts)), new Set([0]));
-      process.kill(group, "SIGCONT");
-      // The same client object starts again: the sends that waited for acks must not block its outbox.
-      await alice.start();
-      await Promise.all(ids.map((id) => alice.waitForStatus(id, "sent", 30_000)));
-      await waitFor(() => received.length >= texts.length, 30_000, "all delivered");
-      assert.deepEqual(received, texts, "in order, once each (the server got some of them twice)");
-    } finally {
-      process.kill(group, "SIGCONT");
-      await alice.stop();
-      await bob.stop();
-      await server.stop();
-    }
+    await withAliceAndBob(
+      () => startServerProcess(place),
+      "warm-up",
+      async (alice, bob, server) => {
+        const group = -server.child.pid!;
+        try {
+          const received: string[] = [];
+          bob.on("message", (e) => received.push(e.message.body ?? ""));
+          // The server stops answering: Alice's sends leave, their acks (first ticks) do not come back.
+          process.kill(group, "SIGSTOP");
+          const texts = Array.from({ length: 50 }, (_, i) => `sent while the server hung ${i}`); // > one send window (32)
+          const ids = texts.map((t) => alice.queueText("bob", t));
+          await new Promise((r) => setTimeout(r, 300));
+          await alice.stop();
+          // A lost connection is not a failed attempt: nothing counts towards giving up on a message.
+          const outbox = alice.store.nextOutboxBatch({ now: Date.now() + 3_600_000, limit: 100 });
+          assert.equal(outbox.length, texts.length);
+          assert.deepEqual(new Set(outbox.map((o) => o.attempts)), new Set([0]));
+          process.kill(group, "SIGCONT");
+          // The same client object starts again: the sends that waited for acks must not block its outbox.
+          await alice.start();
+          await Promise.all(ids.map((id) => alice.waitForStatus(id, "sent", 30_000)));
+          await waitFor(() => received.length >= texts.length, 30_000, "all delivered");
+          assert.deepEqual(received, texts, "in order, once each (the server got some of them twice)");
+        } finally {
+          process.kill(group, "SIGCONT");
+        }
+      },
+    );
   });
 
   it("a message put off by a failed attempt goes out when it is due, with nothing else to trigger it", async () => {
-    await withAliceAndBob("warm-up", async (alice, bob) => {
+    await withAliceAndBob(startTestServer, "warm-up", async (alice, bob) => {
       const received: string[] = [];
       bob.on("message", (e) => received.push(e.message.body ?? ""));
       // As after an attempt that failed (a timeout, say): in the outbox, due in 1.5 s.
@@ -226,7 +224,7 @@ describe("delivery guarantees", () => {
   });
 
   it("repairs a broken session: placeholder, one retry receipt, resend, then the real message", async () => {
-    await withAliceAndBob("before the break", async (alice, bob) => {
+    await withAliceAndBob(startTestServer, "before the break", async (alice, bob) => {
       // Bob loses his session (e.g. restored an old backup): Alice's next message cannot be decrypted.
       bob.store.deleteSession({ name: "alice", deviceId: 1 });
       const failures: string[] = [];
